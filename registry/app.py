@@ -1,0 +1,89 @@
+"""The application factory: the only place that wires Berth together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from registry.appkeys import AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, METADATA, METRICS
+from registry.auth.authorize import AllowAll
+from registry.blobcache import BlobCache
+from registry.config import Config
+from registry.gc import collect_garbage
+from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metrics import Metrics, metrics_handler
+from registry.middleware import observe
+from registry.oci.routes import setup_routes
+from registry.storage.filesystem import FilesystemBlobStore
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(config: Config, **overrides: Any) -> web.Application:
+    """Build the aiohttp application for ``config``.
+
+    ``overrides`` replace wired components by key name (``blobs``, ``metadata``,
+    ``authorizer``, ``metrics``) — tests use it to inject fakes behind the protocols.
+    """
+    app = web.Application(middlewares=[observe], client_max_size=config.limits.manifest_max_bytes + 1)
+    app[CONFIG] = config
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    app[METRICS] = overrides.pop("metrics", None) or Metrics()
+    app[BLOBS] = overrides.pop("blobs", None) or FilesystemBlobStore(config.data_dir)
+    app[METADATA] = overrides.pop("metadata", None) or SQLiteMetadataStore(config.metadata_path)
+    app[AUTHORIZER] = overrides.pop("authorizer", None) or AllowAll()
+    app[BLOB_CACHE] = BlobCache(config.limits.small_blob_cache_bytes)
+    if overrides:
+        raise TypeError(f"unknown overrides: {sorted(overrides)}")
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/metrics", metrics_handler, name="metrics")
+    setup_routes(app)
+    app.cleanup_ctx.append(_maintenance)
+    app.on_cleanup.append(_close_stores)
+    return app
+
+
+async def _close_stores(app: web.Application) -> None:
+    await app[METADATA].close()
+
+
+async def _maintenance(app: web.Application) -> AsyncIterator[None]:
+    """Periodic GC and stale-upload cleanup; one worker at a time holds the lease."""
+    config = app[CONFIG]
+    task = None
+    if config.gc.enabled and config.gc.interval_seconds > 0:
+        task = asyncio.create_task(_maintenance_loop(app))
+    yield
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
+async def _maintenance_loop(app: web.Application) -> None:
+    config = app[CONFIG]
+    metadata = app[METADATA]
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    interval = config.gc.interval_seconds
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if not await metadata.acquire_lease("gc", owner, ttl=interval):
+                continue
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: collect_garbage(
+                    metadata, app[BLOBS], grace_seconds=config.gc.grace_seconds,
+                    upload_max_age_seconds=config.uploads.stale_after_seconds))
+        except Exception:
+            log.exception("maintenance pass failed")

@@ -1,0 +1,23 @@
+"""The application's keys: every shared object the app factory wires, declared once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from registry.auth.authorize import Authorizer
+    from registry.blobcache import BlobCache
+    from registry.config import Config
+    from registry.metadata.sqlite import SQLiteMetadataStore
+    from registry.metrics import Metrics
+    from registry.storage.base import BlobStore
+
+CONFIG: web.AppKey["Config"] = web.AppKey("config")
+BLOBS: web.AppKey["BlobStore"] = web.AppKey("blobs")
+METADATA: web.AppKey["SQLiteMetadataStore"] = web.AppKey("metadata")
+AUTHORIZER: web.AppKey["Authorizer"] = web.AppKey("authorizer")
+BLOB_CACHE: web.AppKey["BlobCache"] = web.AppKey("blob_cache")
+METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
+BACKGROUND: web.AppKey[list[Any]] = web.AppKey("background")

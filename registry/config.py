@@ -1,0 +1,223 @@
+"""Berth's configuration: one typed, frozen tree, validated once.
+
+``load_config(path, environ)`` reads an optional TOML file, then applies ``BERTH_*``
+environment overrides and CLI overrides. Unknown keys and bad values are errors, and all of
+them are reported together in one ``ConfigError``.
+
+Example file::
+
+    region = "us-east-1"
+    data_dir = "/var/lib/berth"
+
+    [server]
+    listen = "127.0.0.1:5000"
+    workers = 2
+
+    [uploads]
+    stale_after_seconds = 86400
+
+    [gc]
+    interval_seconds = 3600
+    grace_seconds = 3600
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_ACCOUNT = "000000000000"
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: str = "127.0.0.1:5000"
+    workers: int = 1
+    access_log: bool = True
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    backend: str = "filesystem"
+
+
+@dataclass(frozen=True)
+class MetadataConfig:
+    backend: str = "sqlite"
+
+
+@dataclass(frozen=True)
+class UploadsConfig:
+    stale_after_seconds: int = 24 * 3600
+    cleanup_interval_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class GCConfig:
+    enabled: bool = True
+    interval_seconds: int = 3600
+    grace_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    manifest_max_bytes: int = 4 * 1024 * 1024
+    small_blob_cache_bytes: int = 64 * 1024 * 1024
+    small_blob_max_bytes: int = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path("berth-data")
+    region: str = "us-east-1"
+    default_account: str = DEFAULT_ACCOUNT
+    log_level: str = "info"
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    metadata: MetadataConfig = field(default_factory=MetadataConfig)
+    uploads: UploadsConfig = field(default_factory=UploadsConfig)
+    gc: GCConfig = field(default_factory=GCConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.data_dir / "metadata.db"
+
+
+_BACKENDS = {"storage": {"filesystem"}, "metadata": {"sqlite"}}
+_LOG_LEVELS = {"debug", "info", "warning", "error"}
+_ENV_PREFIX = "BERTH_"
+
+
+def _convert(value: Any, kind: Any, path: str, problems: list[str]) -> Any:
+    if kind in (int, "int"):
+        if isinstance(value, bool):
+            problems.append(f"{path}: expected an integer, got {value!r}")
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            problems.append(f"{path}: expected an integer, got {value!r}")
+            return None
+    if kind in (bool, "bool"):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+        problems.append(f"{path}: expected a boolean, got {value!r}")
+        return None
+    if kind in (Path, "Path"):
+        return Path(str(value))
+    if not isinstance(value, str):
+        problems.append(f"{path}: expected a string, got {value!r}")
+        return None
+    return value
+
+
+def _build(cls: type, raw: Mapping[str, Any], path: str, problems: list[str]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"{path}{key}"
+        f = fields.get(key)
+        if f is None:
+            problems.append(f"{where}: unknown key")
+            continue
+        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+            if not isinstance(value, Mapping):
+                problems.append(f"{where}: expected a table")
+                continue
+            kwargs[key] = _build(f.default_factory, value, where + ".", problems)  # type: ignore[arg-type]
+            continue
+        converted = _convert(value, f.type, where, problems)
+        if converted is not None:
+            kwargs[key] = converted
+    return cls(**kwargs)
+
+
+def _deep_set(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _validate(config: Config, problems: list[str]) -> None:
+    if config.storage.backend not in _BACKENDS["storage"]:
+        problems.append(f"storage.backend: unknown backend {config.storage.backend!r}")
+    if config.metadata.backend not in _BACKENDS["metadata"]:
+        problems.append(f"metadata.backend: unknown backend {config.metadata.backend!r}")
+    if not re.fullmatch(r"\d{12}", config.default_account):
+        problems.append("default_account: must be a 12-digit account id")
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", config.region):
+        problems.append(f"region: not a region name: {config.region!r}")
+    if config.log_level not in _LOG_LEVELS:
+        problems.append(f"log_level: one of {sorted(_LOG_LEVELS)}")
+    listen = config.server.listen
+    if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}", listen) or not 0 <= int(listen.rsplit(":", 1)[1]) <= 65535:
+        problems.append(f"server.listen: expected HOST:PORT, got {listen!r}")
+    if not 1 <= config.server.workers <= 64:
+        problems.append("server.workers: between 1 and 64")
+    for name, value in (("gc.grace_seconds", config.gc.grace_seconds),
+                        ("gc.interval_seconds", config.gc.interval_seconds),
+                        ("uploads.stale_after_seconds", config.uploads.stale_after_seconds),
+                        ("limits.manifest_max_bytes", config.limits.manifest_max_bytes)):
+        if value < 0:
+            problems.append(f"{name}: must not be negative")
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] = os.environ,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration from a TOML file, ``BERTH_*`` variables and overrides.
+
+    Environment variables name keys with ``__`` between levels:
+    ``BERTH_SERVER__WORKERS=2``, ``BERTH_DATA_DIR=/srv/berth``. ``overrides`` use dotted
+    keys (``{"server.listen": "127.0.0.1:5001"}``) and win over both.
+
+    Raises:
+        ConfigError: every problem found, together.
+    """
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    for key, value in environ.items():
+        if key.startswith(_ENV_PREFIX) and len(key) > len(_ENV_PREFIX):
+            _deep_set(raw, key[len(_ENV_PREFIX):].lower().replace("__", "."), value)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _deep_set(raw, key, value)
+    config = _build(Config, raw, "", problems)
+    if not problems:
+        _validate(config, problems)
+    if problems:
+        raise ConfigError(problems)
+    return config

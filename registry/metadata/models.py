@@ -1,0 +1,53 @@
+"""Rows of the metadata store, as immutable values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    id: int
+    account: str
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A descriptor a manifest points at that must exist in the same repository."""
+
+    digest: str
+    kind: str  # "blob" or "manifest"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None = None
+    subject_digest: str | None = None
+    annotations: dict[str, str] | None = None
+    references: tuple[Reference, ...] = ()
+    pushed_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An outbox entry written in the same transaction as the change it describes."""
+
+    kind: str  # "image.pushed", "image.deleted", ...
+    payload: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+
+
+class MissingReferencesError(LookupError):
+    def __init__(self, missing: list[Reference]) -> None:
+        self.missing = missing
+        super().__init__(", ".join(r.digest for r in missing))
+
+
+class RepositoryNotFoundError(LookupError):
+    pass

@@ -1,0 +1,76 @@
+"""The metadata schema, as ordered migrations.
+
+Each migration is a list of portable SQL statements (SQLite and PostgreSQL both accept them);
+``schema_migrations`` records which ran. Never edit a released migration: add one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "registry core", [
+        """CREATE TABLE repositories (
+            id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (account, name))""",
+        """CREATE TABLE blobs (
+            digest TEXT PRIMARY KEY,
+            size BIGINT NOT NULL,
+            created_at REAL NOT NULL)""",
+        """CREATE TABLE repository_blobs (
+            repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest TEXT NOT NULL REFERENCES blobs(digest),
+            linked_at REAL NOT NULL,
+            PRIMARY KEY (repository_id, digest))""",
+        "CREATE INDEX repository_blobs_digest ON repository_blobs (digest)",
+        """CREATE TABLE manifests (
+            repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest TEXT NOT NULL REFERENCES blobs(digest),
+            media_type TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            artifact_type TEXT,
+            subject_digest TEXT,
+            annotations TEXT,
+            pushed_at REAL NOT NULL,
+            last_pulled_at REAL,
+            PRIMARY KEY (repository_id, digest))""",
+        "CREATE INDEX manifests_subject ON manifests (repository_id, subject_digest)",
+        "CREATE INDEX manifests_digest ON manifests (digest)",
+        """CREATE TABLE manifest_references (
+            repository_id INTEGER NOT NULL,
+            manifest_digest TEXT NOT NULL,
+            child_digest TEXT NOT NULL,
+            child_kind TEXT NOT NULL,
+            PRIMARY KEY (repository_id, manifest_digest, child_digest),
+            FOREIGN KEY (repository_id, manifest_digest)
+                REFERENCES manifests(repository_id, digest) ON DELETE CASCADE)""",
+        "CREATE INDEX manifest_references_child ON manifest_references (repository_id, child_digest)",
+        """CREATE TABLE tags (
+            repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (repository_id, name),
+            FOREIGN KEY (repository_id, digest)
+                REFERENCES manifests(repository_id, digest) ON DELETE CASCADE)""",
+        "CREATE INDEX tags_digest ON tags (repository_id, digest)",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            available_at REAL NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_until REAL,
+            done_at REAL,
+            last_error TEXT)""",
+        "CREATE INDEX outbox_pending ON outbox (done_at, kind, priority, available_at)",
+        """CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL)""",
+    ]),
+]

@@ -1,0 +1,119 @@
+"""Request middleware: request ids, metrics, and the one place errors meet the wire.
+
+Handlers raise typed errors (``OCIError``); this module renders them. Unknown exceptions
+become a 500 with a logged traceback and no internals in the body.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from registry.appkeys import METRICS
+from registry.oci.errors import NameUnknown, OCIError, Unsupported
+
+log = logging.getLogger(__name__)
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+_JSON = "application/json; charset=utf-8"
+_API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+
+def render_oci(error: OCIError) -> web.Response:
+    body = json.dumps(error.body(), separators=(",", ":")).encode()
+    headers = {**_API_VERSION, **error.headers, "Content-Type": _JSON}
+    return web.Response(status=error.status, body=body, headers=headers)
+
+
+def _route_name(request: web.Request) -> str:
+    route = request.match_info.route
+    return getattr(route, "name", None) or "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler) -> web.StreamResponse:
+    """Assign a request id, translate errors, count and time the request."""
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    request_id_var.set(request_id)
+    started = time.perf_counter()
+    response = await _render_errors(request, handler)
+    response.headers["X-Request-Id"] = request_id
+    if request.path.startswith("/v2"):
+        response.headers.setdefault("Docker-Distribution-API-Version", "registry/2.0")
+    metrics = request.app[METRICS]
+    route = _route_name(request)
+    metrics.requests.labels(route, request.method, str(response.status)).inc()
+    metrics.latency.labels(route, request.method).observe(time.perf_counter() - started)
+    return response
+
+
+async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except OCIError as error:
+        return render_oci(error)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/v2"):
+            raise
+        if exc.status == 404:
+            return render_oci(NameUnknown("not found"))
+        if exc.status == 405:
+            return render_oci(Unsupported("method not allowed"))
+        raise
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request_id_var.get(),
+                                                 "route": _route_name(request)})
+        body = json.dumps({"errors": [{"code": "UNKNOWN", "message": "internal error"}]})
+        return web.Response(status=500, text=body, content_type="application/json")
+
+
+_SENSITIVE_QUERY = ("signature", "token", "credential", "password", "secret", "_state",
+                    "x-amz-security-token")
+
+
+def redact_path(path_qs: str) -> str:
+    """Drop values of query parameters that may carry secrets."""
+    path, sep, query = path_qs.partition("?")
+    if not sep:
+        return path
+    parts = []
+    for item in query.split("&"):
+        key, eq, _ = item.partition("=")
+        if any(word in key.lower() for word in _SENSITIVE_QUERY):
+            parts.append(f"{key}{eq}REDACTED")
+        else:
+            parts.append(item)
+    return f"{path}?{'&'.join(parts)}"
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One structured line per request; never headers, bodies or credentials.
+
+    ``metrics`` is bound by ``access_logger_for`` so bytes sent are counted even for
+    responses aiohttp produced itself (no matched route, no app on the request).
+    """
+
+    metrics = None
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if self.metrics is not None:
+            self.metrics.bytes_out.inc(response.body_length)
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        self.logger.info(
+            "request", extra={
+                "remote": request.remote, "method": request.method,
+                "path": redact_path(request.path_qs), "status": response.status,
+                "bytes": response.body_length, "duration_ms": round(time * 1000, 2),
+                "request_id": response.headers.get("X-Request-Id", "-"),
+            })
+
+
+def access_logger_for(metrics) -> type[AccessLogger]:
+    return type("BoundAccessLogger", (AccessLogger,), {"metrics": metrics})

@@ -1,0 +1,40 @@
+"""What every /v2/ handler needs first: the account, the repository name, the repository."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from registry.appkeys import CONFIG, METADATA
+from registry.metadata.models import Repository
+from registry.oci.errors import NameUnknown
+from registry.oci.names import check_name
+
+_ACCOUNT_HOST = re.compile(r"^(\d{12})\.")
+
+
+def account_of(request: web.Request) -> str:
+    """ECR addressing: ``<12-digit account>.<anything>`` reaches that account's registry;
+    every other host reaches the default account."""
+    match = _ACCOUNT_HOST.match(request.host or "")
+    if match:
+        return match.group(1)
+    return request.app[CONFIG].default_account
+
+
+def repository_name(request: web.Request) -> str:
+    return check_name(request.match_info["name"])
+
+
+def name_unknown(name: str, account: str) -> NameUnknown:
+    return NameUnknown(f"The repository with name '{name}' does not exist in the registry "
+                       f"with id '{account}'", detail={"name": name})
+
+
+async def existing_repository(request: web.Request, account: str, name: str) -> Repository:
+    """Raises: NameUnknown."""
+    repo = await request.app[METADATA].get_repository(account, name)
+    if repo is None:
+        raise name_unknown(name, account)
+    return repo

@@ -1,0 +1,242 @@
+"""Blob upload sessions: POST, PATCH, PUT, GET and DELETE under /v2/<name>/blobs/uploads/.
+
+The handler maps HTTP onto the store's session operations; the store owns hashing and
+durability, the metadata store owns visibility (``link_blob`` publishes inside its
+transaction).
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from registry.appkeys import BLOBS, METADATA, METRICS
+from registry.auth.authorize import authorize, is_allowed
+from registry.metadata.models import Repository
+from registry.oci.context import account_of, repository_name
+from registry.oci.digests import ALGORITHMS, Digest, UnsupportedDigest, parse_digest
+from registry.oci.errors import (
+    BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, SizeInvalid,
+)
+from registry.oci.names import check_name
+from registry.oci.ranges import parse_content_range
+from registry.storage.base import (
+    DigestMismatchError, IncompleteBodyError, OffsetMismatchError, UploadSession,
+    UploadUnknownError,
+)
+
+
+def _location(name: str, session_id: str) -> str:
+    return f"/v2/{name}/blobs/uploads/{session_id}"
+
+
+def _range(offset: int) -> str:
+    # distribution's convention: an empty session reports "0-0".
+    return f"0-{max(offset - 1, 0)}"
+
+
+def _session_headers(name: str, session: UploadSession) -> dict[str, str]:
+    return {"Location": _location(name, session.id), "Range": _range(session.offset),
+            "Docker-Upload-UUID": session.id, "Content-Length": "0"}
+
+
+def _blob_created(name: str, digest: Digest) -> web.Response:
+    return web.Response(status=201, headers={
+        "Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": str(digest),
+        "Content-Length": "0"})
+
+
+def _content_length(request: web.Request) -> int | None:
+    value = request.headers.get("Content-Length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise SizeInvalid("invalid Content-Length")
+    return int(value)
+
+
+async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    metrics = request.app[METRICS]
+    async for chunk in request.content.iter_any():
+        metrics.bytes_in.inc(len(chunk))
+        yield chunk
+
+
+async def _session(request: web.Request, name: str) -> UploadSession:
+    session_id = request.match_info["session"]
+    try:
+        session = await request.app[BLOBS].get_upload(session_id)
+    except UploadUnknownError:
+        raise BlobUploadUnknown(f"blob upload unknown to registry: {session_id[:64]}") from None
+    if session.repository != f"{account_of(request)}/{name}":
+        raise BlobUploadUnknown(f"blob upload unknown to registry: {session_id[:64]}")
+    return session
+
+
+async def _append(request: web.Request, name: str, session: UploadSession,
+                  offset: int | None, length: int | None) -> UploadSession:
+    metrics = request.app[METRICS]
+    metrics.uploads_in_progress.inc()
+    try:
+        return await request.app[BLOBS].append(session.id, _body(request), offset=offset,
+                                               length=length)
+    except OffsetMismatchError as exc:
+        current = session.offset if exc.offset is None else exc.offset
+        raise BlobUploadInvalid("chunk out of order", status=416, headers={
+            "Location": _location(name, session.id), "Range": _range(current),
+            "Docker-Upload-UUID": session.id}) from None
+    except IncompleteBodyError as exc:
+        raise SizeInvalid(str(exc)) from None
+    except UploadUnknownError:
+        raise BlobUploadUnknown("blob upload unknown to registry") from None
+    finally:
+        metrics.uploads_in_progress.dec()
+
+
+async def _complete(request: web.Request, repo: Repository, name: str,
+                    session: UploadSession, digest: Digest) -> web.Response:
+    blobs = request.app[BLOBS]
+    try:
+        staged = await blobs.finish_upload(session.id, digest)
+    except DigestMismatchError as exc:
+        raise DigestInvalid(f"provided digest did not match uploaded content: {exc}",
+                            detail={"digest": str(digest)}) from None
+    except UploadUnknownError:
+        raise BlobUploadUnknown("blob upload unknown to registry") from None
+    await request.app[METADATA].link_blob(repo.id, str(digest), staged.size,
+                                          lambda: blobs.publish(staged))
+    return _blob_created(name, digest)
+
+
+async def start_upload(request: web.Request) -> web.Response:
+    name = repository_name(request)
+    account = account_of(request)
+    query = request.query
+    digest = parse_digest(query["digest"]) if "digest" in query else None
+    algorithm = query.get("digest-algorithm", digest.algorithm if digest else "sha256")
+    if algorithm not in ALGORITHMS:
+        raise UnsupportedDigest(f"unsupported digest algorithm: {algorithm[:32]}")
+    await authorize(request, "ecr:InitiateLayerUpload", account, name)
+    metadata = request.app[METADATA]
+    if "mount" in query:
+        mounted = await _try_mount(request, account, name, query)
+        if mounted is not None:
+            return mounted
+    length = _content_length(request)
+    repo = await metadata.ensure_repository(account, name)
+    session = await request.app[BLOBS].create_upload(f"{account}/{name}", algorithm)
+    if digest is None:
+        if length:
+            raise BlobUploadInvalid("a body on POST needs ?digest=")
+        return web.Response(status=202, headers=_session_headers(name, session))
+    # Single-POST monolithic upload (end-4b).
+    await authorize(request, "ecr:UploadLayerPart", account, name)
+    await authorize(request, "ecr:CompleteLayerUpload", account, name)
+    try:
+        session = await _append(request, name, session, 0, length)
+        return await _complete(request, repo, name, session, digest)
+    except BaseException:
+        try:
+            await request.app[BLOBS].cancel_upload(session.id)
+        except UploadUnknownError:
+            pass
+        raise
+
+
+async def _try_mount(request: web.Request, account: str, name: str,
+                     query) -> web.Response | None:
+    """Mount when the source repository holds the blob and the caller may read it there;
+    otherwise None, and the caller starts a normal session (202) without revealing why."""
+    try:
+        digest = parse_digest(query["mount"])
+    except Exception:
+        raise DigestInvalid("invalid mount digest") from None
+    source_name = query.get("from")
+    if not source_name:
+        return None
+    try:
+        check_name(source_name)
+    except Exception:
+        return None
+    metadata = request.app[METADATA]
+    source = await metadata.get_repository(account, source_name)
+    if source is None or not await is_allowed(request, "ecr:BatchGetImage", account,
+                                              source_name):
+        return None
+    if await metadata.linked_blob_size(source.id, str(digest)) is None:
+        return None
+    target = await metadata.ensure_repository(account, name)
+    if await metadata.mount_blob(source.id, target.id, str(digest)) is None:
+        return None
+    return _blob_created(name, digest)
+
+
+async def patch_upload(request: web.Request) -> web.Response:
+    name = repository_name(request)
+    account = account_of(request)
+    await authorize(request, "ecr:UploadLayerPart", account, name)
+    session = await _session(request, name)
+    length = _content_length(request)
+    offset = None
+    content_range = request.headers.get("Content-Range")
+    if content_range:
+        parsed = parse_content_range(content_range)
+        if parsed is None:
+            raise BlobUploadInvalid("invalid Content-Range", status=416, headers={
+                "Location": _location(name, session.id), "Range": _range(session.offset)})
+        start, end = parsed
+        if length is not None and length != end - start + 1:
+            raise SizeInvalid("Content-Length does not match Content-Range")
+        if start != session.offset:
+            raise BlobUploadInvalid("chunk out of order", status=416, headers={
+                "Location": _location(name, session.id), "Range": _range(session.offset),
+                "Docker-Upload-UUID": session.id})
+        offset, length = start, end - start + 1
+    session = await _append(request, name, session, offset, length)
+    return web.Response(status=202, headers=_session_headers(name, session))
+
+
+async def put_upload(request: web.Request) -> web.Response:
+    name = repository_name(request)
+    account = account_of(request)
+    await authorize(request, "ecr:CompleteLayerUpload", account, name)
+    if "digest" not in request.query:
+        raise DigestInvalid("the closing PUT needs ?digest=")
+    digest = parse_digest(request.query["digest"])
+    session = await _session(request, name)
+    repo = await request.app[METADATA].ensure_repository(account, name)
+    length = _content_length(request)
+    content_range = request.headers.get("Content-Range")
+    offset = None
+    if content_range:
+        parsed = parse_content_range(content_range)
+        if parsed is None or parsed[0] != session.offset:
+            raise BlobUploadInvalid("final chunk out of order", status=416, headers={
+                "Location": _location(name, session.id), "Range": _range(session.offset)})
+        offset = parsed[0]
+    if length or (length is None and request.body_exists):
+        session = await _append(request, name, session, offset, length)
+    return await _complete(request, repo, name, session, digest)
+
+
+async def get_upload(request: web.Request) -> web.Response:
+    name = repository_name(request)
+    account = account_of(request)
+    await authorize(request, "ecr:UploadLayerPart", account, name)
+    session = await _session(request, name)
+    headers = _session_headers(name, session)
+    del headers["Content-Length"]
+    return web.Response(status=204, headers=headers)
+
+
+async def cancel_upload(request: web.Request) -> web.Response:
+    name = repository_name(request)
+    account = account_of(request)
+    await authorize(request, "ecr:UploadLayerPart", account, name)
+    session = await _session(request, name)
+    try:
+        await request.app[BLOBS].cancel_upload(session.id)
+    except UploadUnknownError:
+        raise BlobUploadUnknown("blob upload unknown to registry") from None
+    return web.Response(status=204)

@@ -1,0 +1,85 @@
+"""Running the server: one process, or N worker processes sharing one port.
+
+Each worker binds the same address with SO_REUSEPORT, so the kernel spreads connections
+across them; they share the data directory (SQLite WAL and the blob tree are multi-process
+safe). The parent only supervises: it forwards SIGTERM/SIGINT and stops the group when a
+worker dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+
+from aiohttp import web
+
+from registry.config import Config
+from registry.logs import setup_logging
+
+log = logging.getLogger("registry.serve")
+
+
+def _run_worker(config: Config, index: int) -> None:
+    from registry.app import create_app  # imported after PROMETHEUS_MULTIPROC_DIR is set
+    from registry.appkeys import METRICS
+    from registry.middleware import access_logger_for
+
+    setup_logging(config.log_level)
+    app = create_app(config)
+    access_log = logging.getLogger("registry.access") if config.server.access_log else None
+    web.run_app(app, host=config.server.host, port=config.server.port,
+                reuse_port=config.server.workers > 1, print=None,
+                access_log=access_log, access_log_class=access_logger_for(app[METRICS]),
+                handle_signals=True, shutdown_timeout=5)
+
+
+def _prepare_metrics_dir(config: Config) -> None:
+    path = config.data_dir / "run" / f"prometheus-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
+def serve(config: Config) -> int:
+    setup_logging(config.log_level)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    from registry.metadata.sqlite import SQLiteMetadataStore, connect, migrate
+
+    conn = connect(config.metadata_path)
+    migrate(conn)  # once, before any worker starts
+    conn.close()
+    del SQLiteMetadataStore
+    print(f"berth: serving on http://{config.server.listen} with data in {config.data_dir} "
+          f"({config.server.workers} worker{'s' if config.server.workers > 1 else ''})",
+          file=sys.stderr, flush=True)
+    if config.server.workers == 1:
+        _run_worker(config, 0)
+        return 0
+    _prepare_metrics_dir(config)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_run_worker, args=(config, i), name=f"berth-worker-{i}")
+               for i in range(config.server.workers)]
+    for worker in workers:
+        worker.start()
+
+    def stop(signum, _frame) -> None:
+        for worker in workers:
+            if worker.is_alive() and worker.pid:
+                os.kill(worker.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    exit_code = 0
+    while any(w.is_alive() for w in workers):
+        for worker in workers:
+            worker.join(timeout=0.5)
+            if worker.exitcode not in (None, 0, -signal.SIGTERM):
+                log.error("worker exited", extra={"worker": worker.name,
+                                                  "exitcode": worker.exitcode})
+                exit_code = 1
+                stop(signal.SIGTERM, None)
+    return exit_code
