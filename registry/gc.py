@@ -66,7 +66,7 @@ def collect_garbage(metadata: SQLiteMetadataStore, blobs: FilesystemBlobStore, *
         if session.started_at < now - upload_max_age_seconds:
             report.uploads.append(session.id)
             if not dry_run:
-                blobs.remove_stale_upload(session.id)
+                blobs.discard_upload(session.id)
     log.info("gc finished", extra=report.summary())
     return report
 

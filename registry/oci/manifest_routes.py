@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA
 from registry.auth.authorize import authorize
@@ -88,7 +89,7 @@ async def _read_manifest_body(request: web.Request) -> bytes:
             body += chunk
             if len(body) > limit:
                 raise SizeInvalid(f"manifest larger than {limit} bytes", status=413)
-    except (ConnectionError, OSError) as exc:
+    except (ConnectionError, EOFError, HttpProcessingError) as exc:
         raise SizeInvalid(f"incomplete manifest body: {exc.__class__.__name__}") from None
     if declared is not None and declared.isdigit() and int(declared) != len(body):
         raise SizeInvalid("body length does not match Content-Length")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from registry.appkeys import BLOBS, METADATA, METRICS
 from registry.auth.authorize import authorize, is_allowed
@@ -58,9 +59,13 @@ def _content_length(request: web.Request) -> int | None:
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
     metrics = request.app[METRICS]
-    async for chunk in request.content.iter_any():
-        metrics.bytes_in.inc(len(chunk))
-        yield chunk
+    try:
+        async for chunk in request.content.iter_any():
+            metrics.bytes_in.inc(len(chunk))
+            yield chunk
+    except (ConnectionError, EOFError, HttpProcessingError) as exc:
+        # The client went away or sent less than it announced.
+        raise IncompleteBodyError(f"request body incomplete: {exc.__class__.__name__}") from None
 
 
 async def _session(request: web.Request, name: str) -> UploadSession:
@@ -137,10 +142,8 @@ async def start_upload(request: web.Request) -> web.Response:
         session = await _append(request, name, session, 0, length)
         return await _complete(request, repo, name, session, digest)
     except BaseException:
-        try:
-            await request.app[BLOBS].cancel_upload(session.id)
-        except UploadUnknownError:
-            pass
+        # Synchronous, so it completes even when the request is being cancelled.
+        request.app[BLOBS].discard_upload(session.id)
         raise
 
 
@@ -186,12 +189,12 @@ async def patch_upload(request: web.Request) -> web.Response:
             raise BlobUploadInvalid("invalid Content-Range", status=416, headers={
                 "Location": _location(name, session.id), "Range": _range(session.offset)})
         start, end = parsed
-        if length is not None and length != end - start + 1:
-            raise SizeInvalid("Content-Length does not match Content-Range")
         if start != session.offset:
             raise BlobUploadInvalid("chunk out of order", status=416, headers={
                 "Location": _location(name, session.id), "Range": _range(session.offset),
                 "Docker-Upload-UUID": session.id})
+        if length is not None and length != end - start + 1:
+            raise SizeInvalid("Content-Length does not match Content-Range")
         offset, length = start, end - start + 1
     session = await _append(request, name, session, offset, length)
     return web.Response(status=202, headers=_session_headers(name, session))

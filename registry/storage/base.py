@@ -121,7 +121,7 @@ class BlobStore(Protocol):
         """Verify the session's bytes against ``digest`` and make them durable.
 
         Raises:
-            UploadUnknownError, DigestMismatchError (the session is cancelled).
+            UploadUnknownError, DigestMismatchError (the session stays as it was).
         """
 
     async def cancel_upload(self, session_id: str) -> None:
@@ -133,3 +133,6 @@ class BlobStore(Protocol):
 
     def list_uploads(self) -> Iterable[UploadSession]:
         """Every open session (synchronous; for the stale-session sweeper)."""
+
+    def discard_upload(self, session_id: str) -> None:
+        """Delete a session if it exists (synchronous: safe during request cancellation)."""

@@ -152,12 +152,11 @@ class FilesystemBlobStore:
         directory = paths.upload_dir(self.root, session_id)
         info = {"repository": repository, "algorithm": algorithm, "started_at": time.time()}
 
-        def create() -> None:
-            directory.mkdir(parents=True)
-            (directory / "data").touch()
-            write_durably(paths.upload_info(self.root, session_id), json.dumps(info).encode())
-
-        await self._run(create)
+        # Synchronous on purpose (two tiny files, no fsync: a process crash keeps them in the
+        # page cache), so a cancelled request can never leave a session it did not report.
+        directory.mkdir(parents=True)
+        (directory / "data").touch()
+        paths.upload_info(self.root, session_id).write_text(json.dumps(info))
         self._running[session_id] = _Running(0, hashlib.new(algorithm))
         return UploadSession(session_id, repository, algorithm, info["started_at"], 0)
 
@@ -246,7 +245,6 @@ class FilesystemBlobStore:
             actual = running.hasher.copy().hexdigest()
             data = paths.upload_data(self.root, session_id)
             if actual != digest.hex:
-                await self.cancel_upload(session_id)
                 raise DigestMismatchError(f"content hashes to {digest.algorithm}:{actual}")
 
             def make_durable() -> None:
@@ -272,6 +270,6 @@ class FilesystemBlobStore:
             except UploadUnknownError:
                 continue
 
-    def remove_stale_upload(self, session_id: str) -> None:
+    def discard_upload(self, session_id: str) -> None:
         self._running.pop(session_id, None)
         shutil.rmtree(paths.upload_dir(self.root, session_id), ignore_errors=True)

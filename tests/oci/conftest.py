@@ -1,0 +1,20 @@
+"""In-process live server for protocol tests: the real app on a real port, per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.app import create_app
+from registry.config import load_config
+
+
+@pytest.fixture
+def config(tmp_path):
+    return load_config(environ={}, overrides={"data_dir": str(tmp_path / "data"),
+                                              "gc.enabled": False})
+
+
+@pytest.fixture
+async def client(aiohttp_client, config):
+    app = create_app(config)
+    return await aiohttp_client(app)

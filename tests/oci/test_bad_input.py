@@ -1,0 +1,194 @@
+"""Bad input gets the spec's status and error code, and changes nothing (DESIGN inv. 4).
+
+One table; each row is a request a broken or hostile client might send. After each, a
+snapshot of everything the registry stores (blob files, sessions, database rows) must equal
+the snapshot before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+import pytest
+from yarl import URL
+
+from tests.oci.helpers import image_manifest, push_blob, push_image, sha256
+
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+GOOD = sha256(b"good")
+UNKNOWN_SESSION = "0" * 32
+LONG_NAME = "a" * 256
+UPPER_HEX = "sha256:" + "A" * 64
+
+CASES = [
+    # description, method, path, headers, body, status, code
+    ("upper-case name", "GET", "/v2/Library/app/manifests/latest", {}, None, 400, "NAME_INVALID"),
+    ("dot-dot name", "GET", "/v2/lib/../etc/manifests/latest", {}, None, 400, "NAME_INVALID"),
+    ("double slash", "POST", "/v2/lib//app/blobs/uploads/", {}, None, 400, "NAME_INVALID"),
+    ("leading slash", "PUT", "/v2//lib/manifests/v1", {"Content-Type": MANIFEST_TYPE}, b"{}",
+     400, "NAME_INVALID"),
+    ("name over 255", "POST", f"/v2/{LONG_NAME}/blobs/uploads/", {}, None, 400, "NAME_INVALID"),
+    ("trailing separator", "POST", "/v2/lib-/blobs/uploads/", {}, None, 400, "NAME_INVALID"),
+    ("malformed digest on blob GET", "GET", "/v2/lib/app/blobs/sha256:xyz", {}, None, 400,
+     "DIGEST_INVALID"),
+    ("upper-case hex", "GET", f"/v2/lib/app/blobs/{UPPER_HEX}", {}, None, 400, "DIGEST_INVALID"),
+    ("short sha256", "POST", "/v2/lib/app/blobs/uploads/?digest=sha256:abcd", {}, b"x", 400,
+     "DIGEST_INVALID"),
+    ("unsupported algorithm", "POST", "/v2/lib/app/blobs/uploads/?digest=md5:" + "a" * 32, {},
+     b"x", 400, "UNSUPPORTED"),
+    ("unsupported digest-algorithm", "POST", "/v2/lib/app/blobs/uploads/?digest-algorithm=sha1",
+     {}, None, 400, "UNSUPPORTED"),
+    ("no digest at all", "GET", "/v2/lib/app/blobs/nodigest", {}, None, 400, "DIGEST_INVALID"),
+    ("wrong digest, single POST", "POST", f"/v2/lib/app/blobs/uploads/?digest={GOOD}", {},
+     b"bad", 400, "DIGEST_INVALID"),
+    ("manifest digest mismatch", "PUT", f"/v2/lib/app/manifests/{GOOD}",
+     {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "DIGEST_INVALID"),
+    ("manifest by bad digest reference", "PUT", "/v2/lib/app/manifests/sha256:baddigeststring",
+     {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "DIGEST_INVALID"),
+    ("invalid tag", "PUT", "/v2/lib/app/manifests/-bad-tag", {"Content-Type": MANIFEST_TYPE},
+     "VALID_MANIFEST", 400, "MANIFEST_INVALID"),
+    ("tag over 128", "PUT", "/v2/lib/app/manifests/" + "t" * 129,
+     {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "MANIFEST_INVALID"),
+    ("malformed JSON", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE},
+     b'{"schemaVersion": 2,', 400, "MANIFEST_INVALID"),
+    ("JSON array", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE}, b"[]",
+     400, "MANIFEST_INVALID"),
+    ("schema version 1", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": "application/vnd.docker.distribution.manifest.v1+prettyjws"},
+     b'{"schemaVersion": 1, "name": "x", "tag": "v1", "fsLayers": []}', 400, "MANIFEST_INVALID"),
+    ("mediaType contradicts Content-Type", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": "application/vnd.oci.image.index.v1+json"}, "VALID_MANIFEST", 400,
+     "MANIFEST_INVALID"),
+    ("descriptor without digest", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+     "config": {"mediaType": "x", "size": 1}, "layers": []}).encode(), 400, "MANIFEST_INVALID"),
+    ("negative size", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE},
+     json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "config": {
+         "mediaType": "x", "size": -1, "digest": GOOD}, "layers": []}).encode(), 400,
+     "MANIFEST_INVALID"),
+    ("manifest referencing unknown blob", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, image_manifest(b"{}", [b"never uploaded"]), 400,
+     "MANIFEST_BLOB_UNKNOWN"),
+    ("index referencing unknown manifest", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": "application/vnd.oci.image.index.v1+json"}, json.dumps({
+         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+         "manifests": [{"mediaType": MANIFEST_TYPE, "digest": GOOD, "size": 4}]}).encode(),
+     400, "MANIFEST_BLOB_UNKNOWN"),
+    ("manifest over 4 MiB", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE},
+     b"{" + b" " * (4 * 1024 * 1024) + b"}", 413, "SIZE_INVALID"),
+    ("unknown upload PATCH", "PATCH", f"/v2/lib/app/blobs/uploads/{UNKNOWN_SESSION}", {},
+     b"data", 404, "BLOB_UPLOAD_UNKNOWN"),
+    ("unknown upload PUT", "PUT", f"/v2/lib/app/blobs/uploads/{UNKNOWN_SESSION}?digest={GOOD}",
+     {}, b"good", 404, "BLOB_UPLOAD_UNKNOWN"),
+    ("unknown upload GET", "GET", f"/v2/lib/app/blobs/uploads/{UNKNOWN_SESSION}", {}, None, 404,
+     "BLOB_UPLOAD_UNKNOWN"),
+    ("unknown upload DELETE", "DELETE", f"/v2/lib/app/blobs/uploads/{UNKNOWN_SESSION}", {}, None,
+     404, "BLOB_UPLOAD_UNKNOWN"),
+    ("malformed upload id", "GET", "/v2/lib/app/blobs/uploads/..%2F..%2Fetc", {}, None, 404,
+     "BLOB_UPLOAD_UNKNOWN"),
+    ("session of another repository", "PATCH", "OTHER_REPO_SESSION", {}, b"data", 404,
+     "BLOB_UPLOAD_UNKNOWN"),
+    ("Content-Range gap", "PATCH", "SESSION", {"Content-Range": "20-23"}, b"data", 416,
+     "BLOB_UPLOAD_INVALID"),
+    ("Content-Range overlap", "PATCH", "SESSION", {"Content-Range": "5-8"}, b"data", 416,
+     "BLOB_UPLOAD_INVALID"),
+    ("malformed Content-Range", "PATCH", "SESSION", {"Content-Range": "bytes=a-b"}, b"data",
+     416, "BLOB_UPLOAD_INVALID"),
+    ("Content-Range longer than body", "PATCH", "SESSION", {"Content-Range": "10-19"},
+     b"data", 400, "SIZE_INVALID"),
+    ("closing PUT without digest", "PUT", "SESSION", {}, None, 400, "DIGEST_INVALID"),
+    ("closing PUT with wrong digest", "PUT", f"SESSION?digest={GOOD}", {}, None, 400,
+     "DIGEST_INVALID"),
+    ("unknown manifest", "GET", "/v2/lib/existing/manifests/nope", {}, None, 404,
+     "MANIFEST_UNKNOWN"),
+    ("unknown blob", "GET", f"/v2/lib/existing/blobs/{GOOD}", {}, None, 404, "BLOB_UNKNOWN"),
+    ("delete unknown tag", "DELETE", "/v2/lib/existing/manifests/nope", {}, None, 404,
+     "MANIFEST_UNKNOWN"),
+    ("tags of unknown repository", "GET", "/v2/no/such/tags/list", {}, None, 404,
+     "NAME_UNKNOWN"),
+    ("bad page size", "GET", "/v2/lib/existing/tags/list?n=-1", {}, None, 400, "UNSUPPORTED"),
+    ("unsupported method", "POST", "/v2/lib/existing/manifests/v1", {}, None, 405,
+     "UNSUPPORTED"),
+]
+
+
+def snapshot(config) -> dict[str, object]:
+    data = config.data_dir
+    files = sorted(str(p.relative_to(data)) for p in (data / "blobs").rglob("*") if p.is_file())
+    sessions = {p.name: (p / "data").stat().st_size for p in (data / "uploads").iterdir()}
+    conn = sqlite3.connect(data / "metadata.db")
+    try:
+        tables = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+                  for t in ("repositories", "blobs", "repository_blobs", "manifests", "tags",
+                            "manifest_references", "outbox")}
+    finally:
+        conn.close()
+    return {"files": files, "sessions": sessions, "tables": tables}
+
+
+@pytest.mark.parametrize("description,method,path,headers,body,status,code", CASES,
+                         ids=[c[0] for c in CASES])
+async def test_bad_input(client, config, description, method, path, headers, body, status,
+                         code):
+    await push_image(client, "lib/existing", "v1")
+    resp = await client.post("/v2/lib/app/blobs/uploads/")
+    session = resp.headers["Location"]
+    await client.patch(session, data=b"0123456789", headers={"Content-Range": "0-9"})
+    resp = await client.post("/v2/lib/other/blobs/uploads/")
+    other_session = resp.headers["Location"].rsplit("/", 1)[1]
+    if path.startswith("SESSION"):
+        path = session + path[len("SESSION"):]
+    if path == "OTHER_REPO_SESSION":
+        path = f"/v2/lib/app/blobs/uploads/{other_session}"
+    if body == "VALID_MANIFEST":
+        config_blob = b"{}"
+        await push_blob(client, "lib/app", config_blob)
+        body = image_manifest(config_blob, [])
+    before = snapshot(config)
+    # An encoded URL, so that "..", "//" and the like reach the server as sent.
+    url = URL(f"http://127.0.0.1:{client.server.port}{path}", encoded=True)
+    resp = await client.session.request(method, url, data=body, headers=headers)
+    assert resp.status == status, await resp.text()
+    payload = await resp.json(content_type=None)
+    assert payload["errors"][0]["code"] == code
+    assert payload["errors"][0]["message"]
+    assert snapshot(config) == before
+
+
+async def _raw_request(port: int, head: bytes, body: bytes) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head + body)
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.3)  # let the server notice the closed connection
+
+
+@pytest.mark.parametrize("kind", ["single POST", "PATCH", "closing PUT", "manifest PUT"])
+async def test_body_shorter_than_content_length(client, config, kind):
+    await push_image(client, "lib/existing", "v1")
+    resp = await client.post("/v2/lib/app/blobs/uploads/")
+    session = resp.headers["Location"]
+    await client.patch(session, data=b"0123456789", headers={"Content-Range": "0-9"})
+    before = snapshot(config)
+    data = b"x" * 1000
+    targets = {
+        "single POST": ("POST", f"/v2/lib/app/blobs/uploads/?digest={sha256(data)}"),
+        "PATCH": ("PATCH", session),
+        "closing PUT": ("PUT", f"{session}?digest={sha256(b'0123456789' + data)}"),
+        "manifest PUT": ("PUT", "/v2/lib/app/manifests/v1"),
+    }
+    method, path = targets[kind]
+    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(data)}\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    await _raw_request(client.server.port, head, data[:400])
+    after = snapshot(config)
+    if kind == "single POST":
+        # The aborted POST's own session is gone with it.
+        assert after == before
+    else:
+        assert after == before
+    resp = await client.get(session)
+    assert resp.headers["Range"] == "0-9"
