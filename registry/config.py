@@ -216,8 +216,7 @@ def load_config(
         if value is not None:
             _deep_set(raw, key, value)
     config = _build(Config, raw, "", problems)
-    if not problems:
-        _validate(config, problems)
+    _validate(config, problems)
     if problems:
         raise ConfigError(problems)
     return config

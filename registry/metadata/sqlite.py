@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -71,6 +72,7 @@ class SQLiteMetadataStore:
         migrate(self._writer)
         self._reader = connect(self.path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._write_lock = threading.Lock()
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -81,15 +83,17 @@ class SQLiteMetadataStore:
         return self._reader.execute(sql, params).fetchone()
 
     def transaction_sync(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+        """Run ``fn`` in one write transaction (any thread; the GC calls it directly)."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         loop = asyncio.get_running_loop()
