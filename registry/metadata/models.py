@@ -7,11 +7,24 @@ from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
+class RepositorySettings:
+    """What ECR's CreateRepository sets (reference 2.2); defaults are ECR's."""
+
+    image_tag_mutability: str = "MUTABLE"
+    mutability_filters: tuple[str, ...] = ()
+    scan_on_push: bool = False
+    encryption_type: str = "AES256"
+    kms_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Repository:
     id: int
     account: str
     name: str
     created_at: float
+    settings: RepositorySettings = field(default_factory=RepositorySettings)
+    policy_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +45,15 @@ class ManifestRecord:
     annotations: dict[str, str] | None = None
     references: tuple[Reference, ...] = ()
     pushed_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRow:
+    """A manifest with its tags, for ListImages/DescribeImages."""
+
+    manifest: ManifestRecord
+    tags: tuple[str, ...]
+    last_pulled_at: float | None
 
 
 @dataclass(frozen=True, slots=True)

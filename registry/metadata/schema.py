@@ -73,4 +73,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             owner TEXT NOT NULL,
             expires_at REAL NOT NULL)""",
     ]),
+    (2, "ecr repository settings, tags, registry settings", [
+        "ALTER TABLE repositories ADD COLUMN image_tag_mutability TEXT NOT NULL DEFAULT 'MUTABLE'",
+        "ALTER TABLE repositories ADD COLUMN mutability_filters TEXT",
+        "ALTER TABLE repositories ADD COLUMN scan_on_push INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE repositories ADD COLUMN encryption_type TEXT NOT NULL DEFAULT 'AES256'",
+        "ALTER TABLE repositories ADD COLUMN kms_key TEXT",
+        "ALTER TABLE repositories ADD COLUMN policy_text TEXT",
+        """CREATE TABLE repository_tags (
+            repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (repository_id, key))""",
+        """CREATE TABLE registry_settings (
+            account TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (account, name))""",
+    ]),
 ]

@@ -18,13 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from registry.metadata.ecr_queries import ECRQueries
 from registry.metadata.models import (
     Event, ManifestRecord, MissingReferencesError, Reference, Repository,
 )
+from registry.metadata.rows import MANIFEST_COLUMNS, REPOSITORY_COLUMNS, manifest_row, repository_row
 from registry.metadata.schema import MIGRATIONS
-
-_MANIFEST_COLUMNS = ("digest, media_type, size, artifact_type, subject_digest, annotations, "
-                     "pushed_at")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -55,15 +54,7 @@ def migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _manifest(row: tuple[Any, ...] | None) -> ManifestRecord | None:
-    if row is None:
-        return None
-    annotations = json.loads(row[5]) if row[5] else None
-    return ManifestRecord(digest=row[0], media_type=row[1], size=row[2], artifact_type=row[3],
-                          subject_digest=row[4], annotations=annotations, pushed_at=row[6])
-
-
-class SQLiteMetadataStore:
+class SQLiteMetadataStore(ECRQueries):
     """``MetadataStore`` on one SQLite file."""
 
     def __init__(self, path: Path) -> None:
@@ -129,9 +120,8 @@ class SQLiteMetadataStore:
     # -- repositories -------------------------------------------------------------------
 
     async def get_repository(self, account: str, name: str) -> Repository | None:
-        row = self._read_one("SELECT id, account, name, created_at FROM repositories "
-                             "WHERE account = ? AND name = ?", (account, name))
-        return Repository(*row) if row else None
+        return repository_row(self._read_one(f"SELECT {REPOSITORY_COLUMNS} FROM repositories "
+                                          "WHERE account = ? AND name = ?", (account, name)))
 
     async def ensure_repository(self, account: str, name: str) -> Repository:
         existing = await self.get_repository(account, name)
@@ -141,9 +131,9 @@ class SQLiteMetadataStore:
         def create(conn: sqlite3.Connection) -> Repository:
             conn.execute("INSERT INTO repositories (account, name, created_at) VALUES (?, ?, ?) "
                          "ON CONFLICT (account, name) DO NOTHING", (account, name, time.time()))
-            row = conn.execute("SELECT id, account, name, created_at FROM repositories "
+            row = conn.execute(f"SELECT {REPOSITORY_COLUMNS} FROM repositories "
                                "WHERE account = ? AND name = ?", (account, name)).fetchone()
-            return Repository(*row)
+            return repository_row(row)
 
         return await self.transaction(create)
 
@@ -215,12 +205,12 @@ class SQLiteMetadataStore:
     # -- manifests and tags -------------------------------------------------------------
 
     async def get_manifest(self, repository_id: int, digest: str) -> ManifestRecord | None:
-        return _manifest(self._read_one(
-            f"SELECT {_MANIFEST_COLUMNS} FROM manifests WHERE repository_id = ? AND digest = ?",
+        return manifest_row(self._read_one(
+            f"SELECT {MANIFEST_COLUMNS} FROM manifests WHERE repository_id = ? AND digest = ?",
             (repository_id, digest)))
 
     async def resolve_tag(self, repository_id: int, tag: str) -> ManifestRecord | None:
-        return _manifest(self._read_one(
+        return manifest_row(self._read_one(
             "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.subject_digest, "
             "m.annotations, m.pushed_at FROM tags t JOIN manifests m "
             "ON m.repository_id = t.repository_id AND m.digest = t.digest "
@@ -305,14 +295,14 @@ class SQLiteMetadataStore:
 
     async def list_referrers(self, repository_id: int, subject_digest: str,
                              artifact_type: str | None) -> list[ManifestRecord]:
-        sql = (f"SELECT {_MANIFEST_COLUMNS} FROM manifests WHERE repository_id = ? "
+        sql = (f"SELECT {MANIFEST_COLUMNS} FROM manifests WHERE repository_id = ? "
                "AND subject_digest = ?")
         params: list[Any] = [repository_id, subject_digest]
         if artifact_type is not None:
             sql += " AND artifact_type = ?"
             params.append(artifact_type)
         sql += " ORDER BY digest"
-        return [m for m in map(_manifest, self._read(sql, params)) if m is not None]
+        return [m for m in map(manifest_row, self._read(sql, params)) if m is not None]
 
 
 def _reference_exists(conn: sqlite3.Connection, repository_id: int, ref: Reference) -> bool:
