@@ -10,14 +10,23 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from registry.appkeys import AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, METADATA, METRICS
+from registry.api import api_endpoint
+from registry.appkeys import (
+    AUTHENTICATOR, AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, IDENTITIES, METADATA, METRICS, TOKENS,
+)
+from registry.auth.authenticate import Authenticator
 from registry.auth.authorize import AllowAll
+from registry.auth.identities import CredentialCache, IdentityStore
+from registry.auth.keys import SecretBox, derive_key, load_or_create_master_key
+from registry.auth.policy_authorizer import PolicyAuthorizer
+from registry.auth.policy_files import PolicyDirectory
+from registry.auth.tokens import TokenSigner
 from registry.blobcache import BlobCache
 from registry.config import Config
 from registry.gc import collect_garbage
 from registry.metadata.sqlite import SQLiteMetadataStore
 from registry.metrics import Metrics, metrics_handler
-from registry.middleware import observe
+from registry.middleware import authenticate_v2, observe
 from registry.oci.routes import setup_routes
 from registry.storage.filesystem import FilesystemBlobStore
 
@@ -34,26 +43,69 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     ``overrides`` replace wired components by key name (``blobs``, ``metadata``,
     ``authorizer``, ``metrics``) — tests use it to inject fakes behind the protocols.
     """
-    app = web.Application(middlewares=[observe], client_max_size=config.limits.manifest_max_bytes + 1)
+    app = web.Application(middlewares=[observe, authenticate_v2], client_max_size=config.limits.manifest_max_bytes + 1)
     app[CONFIG] = config
     config.data_dir.mkdir(parents=True, exist_ok=True)
     app[METRICS] = overrides.pop("metrics", None) or Metrics()
     app[BLOBS] = overrides.pop("blobs", None) or FilesystemBlobStore(config.data_dir)
     app[METADATA] = overrides.pop("metadata", None) or SQLiteMetadataStore(config.metadata_path)
-    app[AUTHORIZER] = overrides.pop("authorizer", None) or AllowAll()
     app[BLOB_CACHE] = BlobCache(config.limits.small_blob_cache_bytes)
+    authorizer = overrides.pop("authorizer", None)
+    if config.auth.enabled:
+        _wire_auth(app, config)
+    app[AUTHORIZER] = authorizer or app.get(AUTHORIZER) or AllowAll()
     if overrides:
         raise TypeError(f"unknown overrides: {sorted(overrides)}")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/metrics", metrics_handler, name="metrics")
+    app.router.add_post("/", api_endpoint, name="api")
     setup_routes(app)
     app.cleanup_ctx.append(_maintenance)
     app.on_cleanup.append(_close_stores)
     return app
 
 
+def _wire_auth(app: web.Application, config: Config) -> None:
+    """Identities, tokens, policy evaluation: what makes Berth a private ECR."""
+    master_key = load_or_create_master_key(config.data_dir)
+    store = IdentityStore(config.metadata_path, SecretBox(master_key))
+    credentials = CredentialCache(store)
+    tokens = TokenSigner(derive_key(master_key, "registry-token"))
+    policy_dir = PolicyDirectory(config.auth.policy_dir) if config.auth.policy_dir else None
+    if policy_dir is not None:
+        for problem in policy_dir.reload():
+            log.warning("invalid identity policy file", extra={"problem": problem})
+    app[IDENTITIES] = store
+    app[TOKENS] = tokens
+    app[AUTHENTICATOR] = Authenticator(credentials=credentials, tokens=tokens,
+                                       region=config.region)
+    app[AUTHORIZER] = PolicyAuthorizer(metadata=app[METADATA], credentials=credentials,
+                                       policy_dir=policy_dir)
+    if policy_dir is not None:
+        app.cleanup_ctx.append(_policy_reloader(policy_dir, config.auth.policy_reload_seconds))
+
+
+def _policy_reloader(policy_dir: PolicyDirectory, interval: float):
+    async def reloader(app: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                problems = await asyncio.get_running_loop().run_in_executor(
+                    None, policy_dir.reload)
+                for problem in problems:
+                    log.warning("invalid identity policy file", extra={"problem": problem})
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+
+    return reloader
+
+
 async def _close_stores(app: web.Application) -> None:
     await app[METADATA].close()
+    if IDENTITIES in app:
+        app[IDENTITIES].close()
 
 
 async def _maintenance(app: web.Application) -> AsyncIterator[None]:

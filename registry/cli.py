@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Sequence
 
+from policies.cli import register as register_policy
+from registry.auth.iam_cli import register as register_iam
 from registry.config import Config, ConfigError, load_config
 
 
@@ -66,12 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--grace", type=float, metavar="SECONDS",
                     help="override the grace window (default from config, 3600)")
     gc.set_defaults(func=_cmd_gc)
-    try:
-        from policies.cli import register as register_policy
-    except ImportError:
-        register_policy = None
-    if register_policy is not None:
-        register_policy(sub)
+    register_policy(sub)
+    register_iam(sub)
     return parser
 
 

@@ -79,6 +79,17 @@ class GCConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    # Off only for benchmarks and protocol tests: then every request is allowed.
+    enabled: bool = True
+    # Identity policies as files: <policy_dir>/<account>/<user>/<policy>.json, hot-reloaded.
+    policy_dir: str = ""
+    policy_reload_seconds: int = 2
+    token_ttl_seconds: int = 12 * 3600
+    audit_log: bool = True
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     manifest_max_bytes: int = 4 * 1024 * 1024
     small_blob_cache_bytes: int = 64 * 1024 * 1024
@@ -91,12 +102,16 @@ class Config:
     region: str = "us-east-1"
     default_account: str = DEFAULT_ACCOUNT
     log_level: str = "info"
+    # ECR answers NAME_UNKNOWN for a push to a missing repository; a self-hosted registry
+    # is friendlier creating it (ECR's CREATE_ON_PUSH template does the same).
+    create_on_push: bool = True
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     metadata: MetadataConfig = field(default_factory=MetadataConfig)
     uploads: UploadsConfig = field(default_factory=UploadsConfig)
     gc: GCConfig = field(default_factory=GCConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     @property
     def metadata_path(self) -> Path:

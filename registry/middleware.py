@@ -15,10 +15,13 @@ import uuid
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from registry.appkeys import METRICS
+from registry.appkeys import AUTHENTICATOR, METRICS
+from registry.auth.principal import ANONYMOUS
+from registry.ecr.errors import ECRError
 from registry.oci.errors import NameUnknown, OCIError, Unsupported
 
 log = logging.getLogger(__name__)
+audit_log = logging.getLogger("registry.audit")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 _JSON = "application/json; charset=utf-8"
@@ -31,6 +34,12 @@ def render_oci(error: OCIError) -> web.Response:
     return web.Response(status=error.status, body=body, headers=headers)
 
 
+def render_ecr(error: ECRError, request_id: str) -> web.Response:
+    return web.Response(status=error.status, body=json.dumps(error.body()).encode(),
+                        headers={"Content-Type": "application/x-amz-json-1.1",
+                                 "x-amzn-RequestId": request_id})
+
+
 def _route_name(request: web.Request) -> str:
     route = request.match_info.route
     return getattr(route, "name", None) or "unmatched"
@@ -40,9 +49,14 @@ def _route_name(request: web.Request) -> str:
 async def observe(request: web.Request, handler) -> web.StreamResponse:
     """Assign a request id, translate errors, count and time the request."""
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    if len(request_id) > 128:
+        request_id = uuid.uuid4().hex
     request_id_var.set(request_id)
+    request["request_id"] = request_id
     started = time.perf_counter()
     response = await _render_errors(request, handler)
+    if request.method not in _READ_METHODS or "ecr_operation" in request:
+        _audit(request, response)
     response.headers["X-Request-Id"] = request_id
     if request.path.startswith("/v2"):
         response.headers.setdefault("Docker-Distribution-API-Version", "registry/2.0")
@@ -58,6 +72,8 @@ async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     except OCIError as error:
         return render_oci(error)
+    except ECRError as error:
+        return render_ecr(error, request.get("aws_request_id") or str(uuid.uuid4()))
     except web.HTTPException as exc:
         if not request.path.startswith("/v2"):
             raise
@@ -71,6 +87,43 @@ async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
                                                  "route": _route_name(request)})
         body = json.dumps({"errors": [{"code": "UNKNOWN", "message": "internal error"}]})
         return web.Response(status=500, text=body, content_type="application/json")
+
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_READ_OPERATIONS = ("Describe", "Get", "List", "BatchGet", "BatchCheck")
+
+
+def _audit(request: web.Request, response: web.StreamResponse) -> None:
+    """One audit line per mutating request (denials are logged where they are decided)."""
+    operation = request.get("ecr_operation")
+    if operation is not None and operation.startswith(_READ_OPERATIONS):
+        return
+    verdicts = request.get("verdicts") or []
+    if any(not verdict.allowed for _, verdict in verdicts):
+        return  # already logged as a denial
+    principal = request.get("principal")
+    audit_log.info("request", extra={
+        "principal": getattr(principal, "arn", "anonymous"),
+        "actions": [access.action for access, _ in verdicts],
+        "resources": sorted({access.resource for access, _ in verdicts}),
+        "decision": "allowed" if verdicts else "unauthorized",
+        "statements": [s for _, v in verdicts for s in v.statements],
+        "status": response.status, "source_ip": request.remote,
+        "request_id": request.get("request_id", "-")})
+
+
+@web.middleware
+async def authenticate_v2(request: web.Request, handler) -> web.StreamResponse:
+    """Establish the caller of a /v2/ request (anonymous when it sent no credentials)."""
+    authenticator = request.app.get(AUTHENTICATOR)
+    if authenticator is not None and request.path.startswith("/v2"):
+        principal = authenticator.registry(request)
+        if principal is None:
+            if request.path == "/v2/" or request.path == "/v2":
+                raise authenticator.challenge("Not Authorized")
+            principal = ANONYMOUS
+        request["principal"] = principal
+    return await handler(request)
 
 
 _SENSITIVE_QUERY = ("signature", "token", "credential", "password", "secret", "_state",

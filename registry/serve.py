@@ -29,12 +29,24 @@ def _run_worker(config: Config, index: int) -> None:
     from registry.middleware import access_logger_for
 
     setup_logging(config.log_level)
+    logging.getLogger("registry.audit").disabled = not config.auth.audit_log
     app = create_app(config)
     access_log = logging.getLogger("registry.access") if config.server.access_log else None
     web.run_app(app, host=config.server.host, port=config.server.port,
                 reuse_port=config.server.workers > 1, print=None,
                 access_log=access_log, access_log_class=access_logger_for(app[METRICS]),
                 handle_signals=True, shutdown_timeout=5)
+
+
+def _first_start(config: Config) -> None:
+    """On an empty data dir: the default account, an admin and its credentials file."""
+    from registry.auth.bootstrap import bootstrap, usage_lines
+
+    result = bootstrap(config)
+    if result is None:
+        return
+    for line in usage_lines(config, result.credentials_path, config.server.listen):
+        print(line, file=sys.stderr, flush=True)
 
 
 def _prepare_metrics_dir(config: Config) -> None:
@@ -53,6 +65,8 @@ def serve(config: Config) -> int:
     migrate(conn)  # once, before any worker starts
     conn.close()
     del SQLiteMetadataStore
+    if config.auth.enabled:
+        _first_start(config)
     print(f"berth: serving on http://{config.server.listen} with data in {config.data_dir} "
           f"({config.server.workers} worker{'s' if config.server.workers > 1 else ''})",
           file=sys.stderr, flush=True)

@@ -1,20 +1,24 @@
 """The authorization seam: every route asks one function whether a request may proceed.
 
-``authorize(request, action, repository)`` builds (principal, ECR action, repository ARN)
-and hands it to the application's ``Authorizer``. The registry-core default allows every
-request; the ECR/auth layer plugs in policy evaluation without touching any handler.
+``authorize(request, action, account, repository)`` builds (principal, ECR action, resource
+ARN) and hands it to the application's ``Authorizer``; each decision is remembered on the
+request for the audit log. Without an ``Authorizer`` that denies (``AllowAll``, auth off)
+every request proceeds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from registry.appkeys import AUTHORIZER, CONFIG
+from registry.appkeys import AUTHENTICATOR, AUTHORIZER, CONFIG
 from registry.auth.principal import ANONYMOUS, Principal
 from registry.oci.errors import Denied
+
+audit_log = logging.getLogger("registry.audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,16 +31,27 @@ class AccessRequest:
     secure_transport: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    decision: str = "allowed"  # allowed | explicitDeny | implicitDeny
+    message: str = ""
+    statements: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+
+ALLOWED = Verdict(True)
+
+
 class Authorizer(Protocol):
-    async def decide(self, access: AccessRequest) -> str | None:
-        """Return None when allowed, else the denial message naming action and resource."""
+    async def decide(self, access: AccessRequest) -> Verdict:
+        """Decide one access; a denial's message names the action and the resource."""
 
 
 class AllowAll:
-    """The registry core's authorizer: every request is allowed."""
+    """The authorizer when authorization is off: every request is allowed."""
 
-    async def decide(self, access: AccessRequest) -> str | None:
-        return None
+    async def decide(self, access: AccessRequest) -> Verdict:
+        return ALLOWED
 
 
 def repository_arn(region: str, account: str, name: str) -> str:
@@ -56,20 +71,40 @@ def access_request(request: web.Request, action: str, account: str,
                          secure_transport=request.secure)
 
 
+async def check(request: web.Request, access: AccessRequest) -> Verdict:
+    """Decide and record: every decision is kept for the audit line, denials logged now."""
+    verdict = await request.app[AUTHORIZER].decide(access)
+    request.setdefault("verdicts", []).append((access, verdict))
+    if not verdict.allowed:
+        audit_log.info("denied", extra=audit_fields(request, access, verdict))
+    return verdict
+
+
+def audit_fields(request: web.Request, access: AccessRequest, verdict: Verdict) -> dict[str, Any]:
+    return {"principal": access.principal.arn, "action": access.action,
+            "resource": access.resource, "decision": verdict.decision,
+            "statements": list(verdict.statements), "source_ip": access.source_ip,
+            "request_id": request.get("request_id", "-")}
+
+
 async def is_allowed(request: web.Request, action: str, account: str,
                      repository: str | None) -> bool:
-    access = access_request(request, action, account, repository)
-    return await request.app[AUTHORIZER].decide(access) is None
+    return (await check(request, access_request(request, action, account, repository))).allowed
 
 
 async def authorize(request: web.Request, action: str, account: str,
                     repository: str | None) -> None:
-    """Allow the request or raise ``Denied`` naming the action and resource.
+    """Allow the request or raise.
 
     Raises:
-        Denied: the authorizer refused.
+        Unauthorized: an anonymous caller was refused (so the client logs in and retries).
+        Denied: an authenticated caller was refused; the message names action and resource.
     """
     access = access_request(request, action, account, repository)
-    message = await request.app[AUTHORIZER].decide(access)
-    if message is not None:
-        raise Denied(message)
+    verdict = await check(request, access)
+    if verdict.allowed:
+        return
+    authenticator = request.app.get(AUTHENTICATOR)
+    if access.principal.is_anonymous and authenticator is not None:
+        raise authenticator.challenge("authentication required")
+    raise Denied(verdict.message)

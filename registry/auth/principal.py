@@ -11,6 +11,8 @@ class Principal:
     account: str
     kind: str  # "anonymous", "user", "root", "service"
     name: str = ""
+    user_id: str = ""
+    access_key_id: str = ""
     tags: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -38,3 +38,12 @@ async def existing_repository(request: web.Request, account: str, name: str) -> 
     if repo is None:
         raise name_unknown(name, account)
     return repo
+
+
+async def push_target(request: web.Request, account: str, name: str) -> Repository:
+    """The repository a push writes to: created on first push when the registry allows it
+    (``create_on_push``, Berth's default), else it must exist as in ECR."""
+    metadata = request.app[METADATA]
+    if request.app[CONFIG].create_on_push:
+        return await metadata.ensure_repository(account, name)
+    return await existing_repository(request, account, name)

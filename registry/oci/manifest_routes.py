@@ -7,13 +7,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA
 from registry.auth.authorize import authorize
+from registry.images import ImmutableTagError, ManifestDigestMismatchError, put_image
 from registry.metadata.models import Event, ManifestRecord, MissingReferencesError
-from registry.oci.context import account_of, existing_repository, repository_name
-from registry.oci.digests import Digest, digest_bytes, parse_digest
+from registry.oci.context import account_of, existing_repository, push_target, repository_name
+from registry.oci.digests import Digest, parse_digest
 from registry.oci.errors import (
-    DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, SizeInvalid,
+    DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, SizeInvalid, TagInvalid,
 )
-from registry.oci.manifests import parse_manifest
 from registry.oci.names import check_tag, is_tag
 
 MAX_TAGS_PER_PUT = 100
@@ -113,36 +113,27 @@ async def put_manifest(request: web.Request) -> web.Response:
     account = account_of(request)
     await authorize(request, "ecr:PutImage", account, name)
     body = await _read_manifest_body(request)
-    algorithm = url_digest.algorithm if url_digest else "sha256"
-    digest = digest_bytes(body, algorithm)
-    if url_digest is not None and url_digest != digest:
-        raise DigestInvalid(f"manifest digest is {digest}, not {url_digest}",
-                            detail={"digest": str(url_digest)})
-    parsed = parse_manifest(body, request.headers.get("Content-Type"))
-    record = parsed.record(digest, len(body))
-    metadata = request.app[METADATA]
-    repo = await metadata.ensure_repository(account, name)
-    blobs = request.app[BLOBS]
-    staged = await blobs.stage_bytes(body, digest)
-    events = [Event("image.pushed", {"account": account, "repository": name,
-                                     "digest": str(digest), "tags": tags,
-                                     "mediaType": parsed.media_type})]
+    repo = await push_target(request, account, name)
     try:
-        await metadata.put_manifest(repo.id, record, tags, lambda: blobs.publish(staged), events)
+        pushed = await put_image(
+            metadata=request.app[METADATA], blobs=request.app[BLOBS],
+            cache=request.app[BLOB_CACHE], repository=repo, body=body,
+            content_type=request.headers.get("Content-Type"), tags=tuple(tags),
+            expected_digest=url_digest)
+    except ManifestDigestMismatchError as exc:
+        raise DigestInvalid(str(exc), detail={"digest": str(exc.expected)}) from None
     except MissingReferencesError as exc:
-        blobs.discard(staged)
         raise ManifestBlobUnknown(
             "manifest references a manifest or blob unknown to registry: "
             + ", ".join(ref.digest for ref in exc.missing[:10]),
             detail={"missing": [ref.digest for ref in exc.missing]}) from None
-    except BaseException:
-        blobs.discard(staged)
-        raise
-    request.app[BLOB_CACHE].put(str(digest), body)
+    except ImmutableTagError as exc:
+        raise TagInvalid(str(exc), detail={"tag": exc.tag}) from None
+    digest = pushed.digest
     headers = {"Location": f"/v2/{name}/manifests/{digest}",
                "Docker-Content-Digest": str(digest), "Content-Length": "0"}
-    if parsed.subject is not None:
-        headers["OCI-Subject"] = str(parsed.subject)
+    if pushed.parsed.subject is not None:
+        headers["OCI-Subject"] = str(pushed.parsed.subject)
     response = web.Response(status=201, headers=headers)
     for accepted in tags:
         response.headers.add("OCI-Tag", accepted)

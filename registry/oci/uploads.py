@@ -15,7 +15,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from registry.appkeys import BLOBS, METADATA, METRICS
 from registry.auth.authorize import authorize, is_allowed
 from registry.metadata.models import Repository
-from registry.oci.context import account_of, repository_name
+from registry.oci.context import account_of, push_target, repository_name
 from registry.oci.digests import ALGORITHMS, Digest, UnsupportedDigest, parse_digest
 from registry.oci.errors import (
     BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, SizeInvalid,
@@ -123,13 +123,12 @@ async def start_upload(request: web.Request) -> web.Response:
     if algorithm not in ALGORITHMS:
         raise UnsupportedDigest(f"unsupported digest algorithm: {algorithm[:32]}")
     await authorize(request, "ecr:InitiateLayerUpload", account, name)
-    metadata = request.app[METADATA]
     if "mount" in query:
         mounted = await _try_mount(request, account, name, query)
         if mounted is not None:
             return mounted
     length = _content_length(request)
-    repo = await metadata.ensure_repository(account, name)
+    repo = await push_target(request, account, name)
     session = await request.app[BLOBS].create_upload(f"{account}/{name}", algorithm)
     if digest is None:
         if length:
@@ -163,13 +162,16 @@ async def _try_mount(request: web.Request, account: str, name: str,
     except Exception:
         return None
     metadata = request.app[METADATA]
+    # ECR mounts only when the registry's BLOB_MOUNTING setting is ENABLED (reference 6).
+    if await metadata.get_setting(account, "BLOB_MOUNTING") != "ENABLED":
+        return None
     source = await metadata.get_repository(account, source_name)
     if source is None or not await is_allowed(request, "ecr:BatchGetImage", account,
                                               source_name):
         return None
     if await metadata.linked_blob_size(source.id, str(digest)) is None:
         return None
-    target = await metadata.ensure_repository(account, name)
+    target = await push_target(request, account, name)
     if await metadata.mount_blob(source.id, target.id, str(digest)) is None:
         return None
     return _blob_created(name, digest)
@@ -208,7 +210,7 @@ async def put_upload(request: web.Request) -> web.Response:
         raise DigestInvalid("the closing PUT needs ?digest=")
     digest = parse_digest(request.query["digest"])
     session = await _session(request, name)
-    repo = await request.app[METADATA].ensure_repository(account, name)
+    repo = await push_target(request, account, name)
     length = _content_length(request)
     content_range = request.headers.get("Content-Range")
     offset = None

@@ -11,7 +11,8 @@ from registry.config import load_config
 @pytest.fixture
 def config(tmp_path):
     return load_config(environ={}, overrides={"data_dir": str(tmp_path / "data"),
-                                              "gc.enabled": False})
+                                              "gc.enabled": False,
+                                              "auth.enabled": False})
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from registry.appkeys import METADATA
 from tests.oci.helpers import error_code, push_blob, push_image, sha256, sha512
 
 EMPTY = b""
@@ -176,7 +177,19 @@ async def test_blob_visible_only_in_linked_repository(client):
     assert (await client.head(f"/v2/stranger/blobs/{digest}")).status == 404
 
 
+async def enable_mounting(client) -> None:
+    await client.server.app[METADATA].put_setting("000000000000", "BLOB_MOUNTING", "ENABLED")
+
+
+async def test_mount_needs_blob_mounting_enabled(client):
+    digest = await push_blob(client, "source/repo", b"shared layer bytes")
+    resp = await client.post(f"/v2/target/repo/blobs/uploads/?mount={digest}&from=source/repo")
+    assert resp.status == 202
+    assert (await client.get(f"/v2/target/repo/blobs/{digest}")).status == 404
+
+
 async def test_cross_repository_mount(client):
+    await enable_mounting(client)
     digest = await push_blob(client, "source/repo", b"shared layer bytes")
     resp = await client.post(f"/v2/target/repo/blobs/uploads/?mount={digest}&from=source/repo")
     assert resp.status == 201
@@ -187,6 +200,7 @@ async def test_cross_repository_mount(client):
 
 @pytest.mark.parametrize("source", ["source/repo", "nowhere", "NOT-VALID"])
 async def test_mount_that_cannot_happen_starts_a_session(client, source):
+    await enable_mounting(client)
     await push_blob(client, "source/repo", b"other bytes")
     missing = sha256(b"never uploaded")
     resp = await client.post(f"/v2/target/blobs/uploads/?mount={missing}&from={source}")

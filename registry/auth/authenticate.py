@@ -1,0 +1,93 @@
+"""Who is calling: SigV4 on the ECR API, ``AWS:<token>`` Basic credentials on /v2/.
+
+Failures become the wire errors each API expects (ECR ``__type`` or OCI ``UNAUTHORIZED``);
+nothing here ever logs or echoes a credential.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from registry.auth.identities import CredentialCache, User
+from registry.auth.principal import Principal
+from registry.auth.sigv4 import HttpRequestView, SigV4Error, verify
+from registry.auth.tokens import TokenError, TokenSigner, parse_basic
+from registry.ecr import errors as ecr_errors
+from registry.oci.errors import Unauthorized
+
+
+def principal_for(user: User, access_key_id: str = "") -> Principal:
+    return Principal(arn=user.arn, account=user.account, kind="user", name=user.name,
+                     user_id=user.id, access_key_id=access_key_id)
+
+
+class Authenticator:
+    def __init__(self, *, credentials: CredentialCache, tokens: TokenSigner, region: str,
+                 realm: str = "Berth") -> None:
+        self.credentials = credentials
+        self.tokens = tokens
+        self.region = region
+        self.realm = realm
+
+    async def sigv4(self, request: web.Request, body: bytes, *, service: str) -> Principal:
+        """Verify a SigV4-signed API request.
+
+        Raises:
+            ECRError subclasses named as AWS names them (reference 1.2).
+        """
+        key_id = _access_key_hint(request)
+        found = await self.credentials.lookup(key_id) if key_id else None
+        # The raw query: aiohttp's decoded query_string would break presigned values.
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        view = HttpRequestView(method=request.method, raw_path=raw_path, raw_query=raw_query,
+                               headers=tuple(request.headers.items()),
+                               body_sha256=hashlib.sha256(body).hexdigest())
+        try:
+            verified = verify(view, lookup_secret=lambda k: found[1] if found and k == key_id
+                              else None, region=self.region, service=service,
+                              now=datetime.now(timezone.utc))
+        except SigV4Error as exc:
+            raise getattr(ecr_errors, exc.type_name, ecr_errors.InvalidSignatureException)(
+                exc.message) from None
+        assert found is not None and verified.access_key_id == key_id
+        return principal_for(found[0], key_id)
+
+    def registry(self, request: web.Request) -> Principal | None:
+        """The caller of a /v2/ request, or None when it sent no credentials.
+
+        Raises:
+            Unauthorized: credentials that are malformed, forged or expired.
+        """
+        header = request.headers.get("Authorization")
+        if header is None:
+            return None
+        basic = parse_basic(header)
+        if basic is None or basic[0] != "AWS":
+            raise self.challenge("invalid credentials: use 'AWS' and a token from "
+                                 "GetAuthorizationToken")
+        try:
+            claims = self.tokens.verify(basic[1], now=time.time())
+        except TokenError as exc:
+            raise self.challenge(f"authorization token {exc}") from None
+        return Principal(arn=claims.principal_arn, account=claims.account, kind="user",
+                         name=claims.principal_arn.rsplit("/", 1)[-1], user_id=claims.user_id)
+
+    def challenge(self, message: str = "authentication required") -> Unauthorized:
+        return Unauthorized(message, headers={
+            "WWW-Authenticate": f'Basic realm="{self.realm}",service="ecr.amazonaws.com"'})
+
+
+def _access_key_hint(request: web.Request) -> str | None:
+    """The access key id the request claims (verified by ``verify`` afterwards)."""
+    header = request.headers.get("Authorization", "")
+    marker = "Credential="
+    if marker in header:
+        return header.split(marker, 1)[1].split("/", 1)[0].strip() or None
+    credential = request.query.get("X-Amz-Credential")
+    if credential:
+        return credential.split("/", 1)[0] or None
+    return None

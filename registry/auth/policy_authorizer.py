@@ -1,0 +1,135 @@
+"""The real authorizer: IAM policy evaluation for every request on both APIs.
+
+For (principal, action, resource) it gathers the caller's identity policies (stored inline
+policies plus policy files), the repository policy of the resource and the registry policy of
+the resource's account, and asks ``policies.evaluate`` (DESIGN: identity model). Compiled
+policies come from a ``PolicyCache`` keyed by document text, so the request path never parses
+JSON; short-lived lookups of policy texts keep it free of repeated queries too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import policies
+from policies import Decision, PolicyCache, PolicyKind
+from registry.auth.authorize import AccessRequest, Verdict
+from registry.auth.identities import CredentialCache, User
+from registry.auth.policy_files import PolicyDirectory
+from registry.auth.principal import Principal
+
+log = logging.getLogger(__name__)
+
+_REPOSITORY_ARN = re.compile(r"^arn:aws:ecr:[^:]+:(\d{12}):repository/(.+)$")
+REGISTRY_POLICY = "REGISTRY_POLICY"
+
+
+class _Memo:
+    """A tiny TTL memo for per-resource lookups (policy texts, resource tags)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[Any, tuple[float, Any]] = {}
+
+    def get(self, key: Any) -> tuple[bool, Any]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.ttl, value)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class PolicyAuthorizer:
+    """``Authorizer`` backed by IAM policy evaluation.
+
+    Resource-side lookups are memoised for ``ttl`` seconds per process; writes made through
+    this process call ``invalidate`` so they apply at once here, and within ``ttl`` elsewhere.
+    """
+
+    def __init__(self, *, metadata, credentials: CredentialCache,
+                 policy_dir: PolicyDirectory | None = None, ttl: float = 1.0) -> None:
+        self.metadata = metadata
+        self.credentials = credentials
+        self.policy_dir = policy_dir
+        self.cache = PolicyCache()
+        self._memo = _Memo(ttl)
+
+    def invalidate(self) -> None:
+        self._memo.clear()
+
+    async def _identity_policies(self, principal: Principal) -> list[policies.Policy]:
+        if principal.is_anonymous or not principal.user_id:
+            return []
+        user = User(id=principal.user_id, account=principal.account, name=principal.name,
+                    arn=principal.arn, created_at=0.0)
+        texts = list(await self.credentials.policies_for(user))
+        if self.policy_dir is not None:
+            texts += self.policy_dir.policies_for(principal.account, principal.name)
+        return [self.cache.get(text, kind=PolicyKind.IDENTITY, name=name) for name, text in texts]
+
+    async def _resource_side(self, access: AccessRequest) -> tuple[list[policies.Policy],
+                                                                  dict[str, str]]:
+        match = _REPOSITORY_ARN.match(access.resource)
+        account = match.group(1) if match else access.account
+        key = (account, match.group(2) if match else None)
+        hit, value = self._memo.get(key)
+        if not hit:
+            value = await self._load_resource_side(account, key[1])
+            self._memo.put(key, value)
+        texts, tags = value
+        compiled = [self.cache.get(text, kind=PolicyKind.RESOURCE, name=name)
+                    for name, text in texts]
+        return compiled, tags
+
+    async def _load_resource_side(self, account: str, name: str | None):
+        texts: list[tuple[str, str]] = []
+        tags: dict[str, str] = {}
+        if name is not None:
+            repo = await self.metadata.get_repository(account, name)
+            if repo is not None:
+                if repo.policy_text:
+                    texts.append(("repository policy", repo.policy_text))
+                tags = dict(await self.metadata.repository_tags(repo.id))
+        registry_policy = await self.metadata.get_setting(account, REGISTRY_POLICY)
+        if registry_policy:
+            texts.append(("registry policy", registry_policy))
+        return texts, tags
+
+    async def evaluate(self, access: AccessRequest) -> Decision:
+        principal = access.principal
+        identity = await self._identity_policies(principal)
+        resource, tags = await self._resource_side(access)
+        context: dict[str, Any] = {"aws:SecureTransport": "true" if access.secure_transport
+                                   else "false"}
+        if access.source_ip:
+            context["aws:SourceIp"] = access.source_ip
+        for key, value in tags.items():
+            context[f"aws:ResourceTag/{key}"] = value
+            context[f"ecr:ResourceTag/{key}"] = value
+        if principal.is_anonymous:
+            subject = policies.Principal.anonymous()
+        else:
+            subject = policies.Principal.from_arn(principal.arn, userid=principal.user_id or None,
+                                                  tags=principal.tags or None)
+        request = policies.Request(subject, access.action, access.resource, context=context,
+                                   resource_account=access.account,
+                                   now=datetime.now(timezone.utc))
+        return policies.evaluate(request, identity, resource)
+
+    async def decide(self, access: AccessRequest) -> Verdict:
+        decision = await self.evaluate(access)
+        statements = tuple(m.to_json() for m in decision.matched_statements)
+        if decision.allowed:
+            return Verdict(True, decision.decision, "", statements)
+        return Verdict(False, decision.decision, decision.denial_message(), statements)

@@ -1,0 +1,369 @@
+"""Server-side AWS Signature Version 4 verification: pure, synchronous, no I/O.
+
+``verify(view, lookup_secret=..., region=..., service=..., now=...)`` returns who signed the
+request or raises ``SigV4Error`` carrying the ``__type`` and message a JSON 1.1 service answers
+with (reference 1.2). The caller renders the error; this module never logs.
+
+Checks run in the order AWS runs them (real answers recorded by dynalite), so a request with
+several faults gets the error AWS would give first:
+
+1. mechanism: ``Authorization`` header or ``X-Amz-Algorithm`` query string, never both;
+2. completeness: key=value pairs, required parameters, a request date;
+3. date format, then clock (±max_skew; presigned URLs: ``X-Amz-Expires`` into the past);
+4. ``host`` signed; algorithm; a five-part credential;
+5. credential scope: region, service, terminator, date (all faults in one message);
+6. access key known; 7. signature (constant time); 8. session token.
+
+Messages never carry the Authorization header, a secret or a session token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from urllib.parse import quote, unquote_to_bytes
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+INCOMPLETE = "IncompleteSignatureException"
+INVALID = "InvalidSignatureException"
+UNRECOGNIZED = "UnrecognizedClientException"
+MISSING = "MissingAuthenticationTokenException"
+
+MSG_MISSING = "Missing Authentication Token"
+MSG_UNRECOGNIZED = "The security token included in the request is invalid."
+MSG_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check "
+    "your AWS Secret Access Key and signing method. Consult the service documentation for "
+    "details.")
+MSG_BOTH = ("Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as "
+            "HTTP header.")
+MSG_HOST_UNSIGNED = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+
+MAX_PRESIGN_EXPIRES = 604800  # one week, the SigV4 ceiling for presigned URLs
+_AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+_QUERY_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature",
+                 "X-Amz-SignedHeaders", "X-Amz-Date")
+
+
+class SigV4Error(Exception):
+    """A failed verification, as the AWS wire error ``{"__type": type_name, "message": ...}``."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"SigV4Error({self.type_name!r}, {self.message!r})"
+
+
+@dataclass(frozen=True)
+class HttpRequestView:
+    """What the verifier needs from a received request.
+
+    ``raw_path`` and ``raw_query`` are exactly as received (still percent-encoded, no ``?``);
+    ``headers`` are all received headers in order, repeats allowed, values decoded as UTF-8;
+    ``body_sha256`` is the hex SHA-256 of the raw body bytes.
+    """
+
+    method: str
+    raw_path: str
+    raw_query: str
+    headers: Sequence[tuple[str, str]]
+    body_sha256: str
+
+
+@dataclass(frozen=True)
+class VerifiedRequest:
+    """A request whose signature checked out: the signer and what the signature covers."""
+
+    access_key_id: str
+    region: str
+    service: str
+    signed_headers: tuple[str, ...]
+    timestamp: datetime  # the signed request time, UTC
+    session_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class _Auth:
+    algorithm: str
+    credential: str
+    signed_headers: str
+    signature: str
+    date: str
+    date_is_rfc1123: bool
+    presigned: bool  # query-string authentication
+    expires: str | None  # X-Amz-Expires, presigned URLs only
+    token: str | None  # X-Amz-Security-Token, from the query string or a header
+
+
+def verify(request: HttpRequestView, *, lookup_secret: Callable[[str], str | None],
+           region: str, service: str, now: datetime,
+           max_skew: timedelta = timedelta(minutes=5),
+           session_token_valid: Callable[[str, str], bool] | None = None) -> VerifiedRequest:
+    """Verify the SigV4 signature of ``request`` for ``service`` in ``region`` at time ``now``.
+
+    Args:
+        lookup_secret: access key id -> secret access key, or None when the key is unknown.
+        now: the server clock (aware; a naive value is taken as UTC).
+        session_token_valid: (access key id, token) -> whether Berth issued that token for
+            that key. Without it every request carrying ``X-Amz-Security-Token`` is refused.
+
+    Returns:
+        The verified signer, scope, signed header names and request time.
+
+    Raises:
+        SigV4Error: MissingAuthenticationTokenException (no SigV4 at all),
+            IncompleteSignatureException (malformed header, query or date),
+            InvalidSignatureException (clock skew, wrong scope, unsigned host, bad signature),
+            UnrecognizedClientException (unknown access key, unaccepted session token).
+    """
+    now = now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers:
+        headers.setdefault(name.lower(), []).append(value)
+    query = _parse_query(request.raw_query)
+    auth = _parse_auth(headers, dict(query))
+    timestamp = _parse_date(auth)
+    past = max_skew if auth.expires is None else timedelta(seconds=_parse_expires(auth.expires))
+    _check_clock(timestamp, now, past=past, future=max_skew)
+    names, access_key_id, date = _check_credential(auth, timestamp, region=region,
+                                                   service=service)
+    secret = lookup_secret(access_key_id)
+    if secret is None:
+        raise SigV4Error(UNRECOGNIZED, MSG_UNRECOGNIZED)
+    # The signature cannot sign itself: a presigned URL's X-Amz-Signature is left out.
+    signed_query = [(k, v) for k, v in query if not (auth.presigned and k == b"X-Amz-Signature")]
+    canonical = _canonical_request(request, headers, names, signed_query)
+    string_to_sign = "\n".join((ALGORITHM, timestamp.strftime(_TIMESTAMP),
+                                f"{date}/{region}/{service}/aws4_request",
+                                hashlib.sha256(canonical).hexdigest()))
+    key = _signing_key(secret, date, region, service)
+    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), auth.signature.encode("ascii", "replace")):
+        raise SigV4Error(INVALID, MSG_MISMATCH)
+    # AWS checks the token only after the signature: a forged request learns nothing about it.
+    if auth.token is not None:
+        if session_token_valid is None or not session_token_valid(access_key_id, auth.token):
+            raise SigV4Error(UNRECOGNIZED, MSG_UNRECOGNIZED)
+    return VerifiedRequest(access_key_id=access_key_id, region=region, service=service,
+                           signed_headers=tuple(names), timestamp=timestamp,
+                           session_token=auth.token)
+
+
+def _check_credential(auth: _Auth, timestamp: datetime, *, region: str,
+                      service: str) -> tuple[list[str], str, str]:
+    """Host signed, algorithm, credential shape and scope, in AWS's order.
+
+    Returns:
+        (signed header names as the client listed them, access key id, scope date).
+    """
+    names = [n.strip().lower() for n in auth.signed_headers.split(";")]
+    if "host" not in names:
+        raise SigV4Error(INVALID, MSG_HOST_UNSIGNED)
+    if auth.algorithm != ALGORITHM:
+        raise SigV4Error(INCOMPLETE, f"Unsupported AWS 'algorithm': '{_clip(auth.algorithm)}' "
+                                     f"(only {ALGORITHM} for now). ")
+    parts = auth.credential.rstrip("/").split("/")  # AWS ignores trailing slashes here
+    if len(parts) != 5:
+        raise SigV4Error(INCOMPLETE, "Credential must have exactly 5 slash-delimited elements, "
+                                     "e.g. keyid/date/region/service/term, got "
+                                     f"'{_clip(auth.credential)}'")
+    access_key_id, date, scope_region, scope_service, terminator = parts
+    # AWS reports every scope fault at once; each sentence but the date one ends in ". ".
+    # The service sentence names the service the server expects, not the one received.
+    problems = []
+    if scope_region != region:
+        problems.append(f"Credential should be scoped to a valid region, not "
+                        f"'{_clip(scope_region)}'. ")
+    if scope_service != service:
+        problems.append(f"Credential should be scoped to correct service: '{service}'. ")
+    if terminator != "aws4_request":
+        problems.append("Credential should be scoped with a valid terminator: 'aws4_request', "
+                        f"not '{_clip(terminator)}'. ")
+    if date != timestamp.strftime("%Y%m%d"):
+        problems.append("Date in Credential scope does not match YYYYMMDD from ISO-8601 version "
+                        f"of date from HTTP: '{_clip(date)}' != '{timestamp:%Y%m%d}', from "
+                        f"'{timestamp.strftime(_TIMESTAMP)}'.")
+    if problems:
+        raise SigV4Error(INVALID, "".join(problems))
+    return names, access_key_id, date
+
+
+def _parse_auth(headers: dict[str, list[str]], query: dict[bytes, bytes]) -> _Auth:
+    header = headers.get("authorization", [None])[0]
+    # A session token anywhere in the request must be accepted, signed or not.
+    token = headers.get("x-amz-security-token", [None])[0]
+    if b"X-Amz-Algorithm" in query:
+        if header is not None:
+            raise SigV4Error(INVALID, MSG_BOTH)
+        return _parse_query_auth(query, token)
+    if header is None or not header.strip().startswith("AWS4-"):
+        raise SigV4Error(MISSING, MSG_MISSING)
+    algorithm, _, rest = header.strip().partition(" ")
+    # botocore joins the parts with ", "; other signers use "," or spaces: split on both.
+    params: dict[str, str] = {}
+    for pair in filter(None, re.split(r"[,\s]+", rest)):
+        key, equal, value = pair.partition("=")
+        if not equal:
+            raise SigV4Error(INCOMPLETE, f"'{_clip(pair)}' not a valid key=value pair (missing "
+                                         "equal-sign) in Authorization header.")
+        params[key] = value
+    problems = [f"Authorization header requires '{name}' parameter."
+                for name in ("Credential", "Signature", "SignedHeaders") if not params.get(name)]
+    amz_date = headers.get("x-amz-date", [""])[0]
+    http_date = headers.get("date", [""])[0]
+    if not amz_date and not http_date:
+        problems.append("Authorization header requires existence of either a 'X-Amz-Date' or "
+                        "a 'Date' header.")
+    if problems:
+        # AWS appends "Authorization=<header>"; the header stays out of messages and logs here.
+        raise SigV4Error(INCOMPLETE, " ".join(problems))
+    return _Auth(algorithm=algorithm, credential=params["Credential"],
+                 signed_headers=params["SignedHeaders"], signature=params["Signature"],
+                 date=amz_date or http_date, date_is_rfc1123=not amz_date, presigned=False,
+                 expires=None, token=token)
+
+
+def _parse_query_auth(query: dict[bytes, bytes], header_token: str | None) -> _Auth:
+    values = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+              for k, v in query.items()}
+    missing = [f"AWS query-string parameters must include '{name}'."
+               for name in _QUERY_PARAMS if not values.get(name)]
+    if missing:
+        raise SigV4Error(INCOMPLETE, " ".join(missing) + " Re-examine the query-string parameters.")
+    return _Auth(algorithm=values["X-Amz-Algorithm"], credential=values["X-Amz-Credential"],
+                 signed_headers=values["X-Amz-SignedHeaders"],
+                 signature=values["X-Amz-Signature"], date=values["X-Amz-Date"],
+                 date_is_rfc1123=False, presigned=True, expires=values.get("X-Amz-Expires"),
+                 token=values.get("X-Amz-Security-Token", header_token))
+
+
+def _parse_date(auth: _Auth) -> datetime:
+    try:
+        if auth.date_is_rfc1123:
+            # An HTTP-date is GMT; botocore writes it with "-0000", which parses as naive.
+            parsed = parsedate_to_datetime(auth.date)
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=timezone.utc)
+            return parsed.astimezone(timezone.utc)
+        elif _AMZ_DATE.fullmatch(auth.date):
+            return datetime.strptime(auth.date, _TIMESTAMP).replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        pass
+    raise SigV4Error(INCOMPLETE, f"Date must be in ISO-8601 'basic format'. Got "
+                                 f"'{_clip(auth.date)}'. See http://en.wikipedia.org/wiki/ISO_8601")
+
+
+def _parse_expires(raw: str) -> int:
+    # S3's wording: the JSON services publish none for presigned-URL limits.
+    if not re.fullmatch(r"-?[0-9]{1,12}", raw):
+        raise SigV4Error(INCOMPLETE, "X-Amz-Expires should be a number")
+    expires = int(raw)
+    if expires < 0:
+        raise SigV4Error(INCOMPLETE, "X-Amz-Expires must be non-negative")
+    if expires > MAX_PRESIGN_EXPIRES:
+        raise SigV4Error(INCOMPLETE, "X-Amz-Expires must be less than a week (in seconds) that "
+                                     f"is; {MAX_PRESIGN_EXPIRES}")
+    return expires
+
+
+def _check_clock(timestamp: datetime, now: datetime, *, past: timedelta,
+                 future: timedelta) -> None:
+    def fmt(moment: datetime) -> str:
+        return moment.strftime(_TIMESTAMP)
+
+    earliest, latest = now - past, now + future
+    if timestamp < earliest:
+        raise SigV4Error(INVALID, f"Signature expired: {fmt(timestamp)} is now earlier than "
+                                  f"{fmt(earliest)} ({fmt(now)} - {_span(past)}.)")
+    if timestamp > latest:
+        raise SigV4Error(INVALID, f"Signature not yet current: {fmt(timestamp)} is still later "
+                                  f"than {fmt(latest)} ({fmt(now)} + {_span(future)}.)")
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} sec"
+
+
+def _parse_query(raw_query: str) -> list[tuple[bytes, bytes]]:
+    """Decoded (key, value) byte pairs in received order; bytes keep invalid UTF-8 lossless."""
+    if not raw_query:
+        return []
+    pairs = []
+    for pair in raw_query.split("&"):
+        key, _, value = pair.partition("=")
+        pairs.append((unquote_to_bytes(key), unquote_to_bytes(value)))
+    return pairs
+
+
+def _canonical_request(request: HttpRequestView, headers: dict[str, list[str]],
+                       names: list[str], query: list[tuple[bytes, bytes]]) -> bytes:
+    """The canonical request bytes, built from the client's SignedHeaders list.
+
+    Raises:
+        SigV4Error: InvalidSignatureException when a signed header was not received.
+    """
+    # The path is quoted as received (so "%2F" becomes "%252F"), exactly as botocore does for
+    # every service but S3.
+    path = _remove_dot_segments(request.raw_path or "/")
+    uri = quote(path.encode("utf-8", "surrogateescape"), safe="/~")
+    encoded = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in query)
+    lines = []
+    for name in names:
+        values = headers.get(name)
+        if values is None:
+            raise SigV4Error(INVALID, MSG_MISMATCH)
+        lines.append(f"{name}:" + ",".join(" ".join(v.split()) for v in values))
+    # botocore signs X-Amz-Content-SHA256 verbatim when present. The JSON APIs have no
+    # unsigned-payload mode, so a claim other than the received body's hash (UNSIGNED-PAYLOAD
+    # included) would leave the body unauthenticated: refuse it.
+    payload = headers.get("x-amz-content-sha256", [request.body_sha256])[0]
+    if payload.lower() != request.body_sha256.lower():
+        raise SigV4Error(INVALID, MSG_MISMATCH)
+    text = "\n".join((request.method.upper(), uri, "&".join(f"{k}={v}" for k, v in encoded),
+                      "\n".join(lines) + "\n", ";".join(names), payload))
+    # surrogateescape: text a server decoded that way (aiohttp does) hashes as received bytes.
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4 plus collapsing of repeated slashes, as botocore normalises paths."""
+    segments = [s for s in path.split("/") if s and s != "."]
+    out: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if out:
+                out.pop()
+        else:
+            out.append(segment)
+    first = "/" if path.startswith("/") else ""
+    last = "/" if path.endswith("/") and out else ""
+    return first + "/".join(out) + last
+
+
+@lru_cache(maxsize=1024)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """kSigning for one (secret, day, region, service); cached so a hot key costs one HMAC.
+
+    Keyed by the secret itself, so a rotated secret can never pick up a stale derived key;
+    lru_cache is thread-safe and bounded.
+    """
+    key = ("AWS4" + secret).encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+def _clip(value: str, limit: int = 128) -> str:
+    """Bound client-supplied text echoed in messages."""
+    return value if len(value) <= limit else value[:limit] + "..."

@@ -1,0 +1,86 @@
+"""One ECR API call: the operation's input, its caller, and what it may touch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA
+from registry.auth.authorize import AccessRequest, check, repository_arn
+from registry.auth.principal import Principal
+from registry.ecr.errors import AccessDeniedException, RepositoryNotFoundException
+from registry.metadata.models import Repository
+
+
+@dataclass
+class ECRCall:
+    request: web.Request
+    operation: str
+    params: dict[str, Any]
+    principal: Principal
+
+    @property
+    def app(self) -> web.Application:
+        return self.request.app
+
+    @property
+    def config(self):
+        return self.app[CONFIG]
+
+    @property
+    def metadata(self):
+        return self.app[METADATA]
+
+    @property
+    def blobs(self):
+        return self.app[BLOBS]
+
+    @property
+    def cache(self):
+        return self.app[BLOB_CACHE]
+
+    @property
+    def account(self) -> str:
+        """The registry addressed: ``registryId`` when given, else the caller's account."""
+        return self.params.get("registryId") or self.principal.account \
+            or self.config.default_account
+
+    @property
+    def host(self) -> str:
+        return self.request.host
+
+    def repository_uri(self, name: str, account: str | None = None) -> str:
+        """ECR's ``<account>.dkr.ecr.<region>.amazonaws.com/<name>``, on the host the client used."""
+        account = account or self.account
+        host = self.host
+        if not host.startswith(f"{account}.") and account != self.config.default_account:
+            host = f"{account}.{host}"
+        return f"{host}/{name}"
+
+    def arn(self, name: str) -> str:
+        return repository_arn(self.config.region, self.account, name)
+
+    async def authorize(self, action: str, repository: str | None = None, *,
+                        repository_obj: Repository | None = None) -> None:
+        """Raises: AccessDeniedException with AWS's message naming action and resource."""
+        resource = self.arn(repository) if repository else "*"
+        access = AccessRequest(principal=self.principal, action=action, resource=resource,
+                               account=self.account, source_ip=self.request.remote,
+                               secure_transport=self.request.secure)
+        verdict = await check(self.request, access)
+        if not verdict.allowed:
+            raise AccessDeniedException(verdict.message)
+
+    async def repository(self, name: str) -> Repository:
+        """Raises: RepositoryNotFoundException."""
+        repo = await self.metadata.get_repository(self.account, name)
+        if repo is None:
+            raise repository_not_found(name, self.account)
+        return repo
+
+
+def repository_not_found(name: str, account: str) -> RepositoryNotFoundException:
+    return RepositoryNotFoundException(
+        f"The repository with name '{name}' does not exist in the registry with id '{account}'")

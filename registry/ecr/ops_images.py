@@ -1,0 +1,216 @@
+"""ECR image operations: PutImage, BatchGetImage, BatchDeleteImage, ListImages, DescribeImages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from registry.ecr import shapes
+from registry.ecr.call import ECRCall
+from registry.ecr.errors import (
+    ImageAlreadyExistsException, ImageDigestDoesNotMatchException, ImageNotFoundException,
+    ImageTagAlreadyExistsException, InvalidParameterException, LayersNotFoundException,
+    ReferencedImagesNotFoundException, invalid_parameter,
+)
+from registry.ecr.images_common import image_not_found_message, resolve
+from registry.ecr.pagination import page
+from registry.images import (
+    ImageAlreadyExistsError, ImmutableTagError, ManifestDigestMismatchError, put_image,
+)
+from registry.metadata.models import Event, MissingReferencesError
+from registry.oci.digests import parse_digest
+from registry.oci.errors import OCIError
+from registry.oci.names import is_tag
+
+
+async def put_image_op(call: ECRCall) -> dict[str, Any]:
+    p = call.params
+    name = p["repositoryName"]
+    await call.authorize("ecr:PutImage", name)
+    repo = await call.repository(name)
+    text: str = p["imageManifest"]
+    media_type = p.get("imageManifestMediaType")
+    tag = p.get("imageTag")
+    if tag is not None and not is_tag(tag):
+        raise invalid_parameter("imageTag", "Member must satisfy regular expression "
+                                            "'[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidParameterException("Invalid parameter at 'imageManifest' failed to satisfy "
+                                        "constraint: 'Invalid JSON syntax'") from None
+    if isinstance(document, dict) and "mediaType" not in document and not media_type:
+        raise InvalidParameterException(
+            "Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "
+            "'Member must be set when the manifest does not declare mediaType'")
+    expected = None
+    if p.get("imageDigest"):
+        try:
+            expected = parse_digest(p["imageDigest"])
+        except OCIError:
+            raise invalid_parameter("imageDigest", "Invalid digest") from None
+    body = text.encode()
+    try:
+        pushed = await put_image(metadata=call.metadata, blobs=call.blobs, cache=call.cache,
+                                 repository=repo, body=body, content_type=media_type,
+                                 tags=(tag,) if tag else (), expected_digest=expected,
+                                 reject_unchanged=True)
+    except ManifestDigestMismatchError as exc:
+        raise ImageDigestDoesNotMatchException(
+            f"The specified digest '{exc.expected}' does not match the digest of the manifest "
+            f"'{exc.actual}'") from None
+    except ImageAlreadyExistsError as exc:
+        raise ImageAlreadyExistsException(
+            f"Image with digest '{exc.digest}' and tag '{exc.tag or 'null'}' already exists in "
+            f"the repository with name '{name}' in registry with id '{repo.account}'") from None
+    except ImmutableTagError as exc:
+        raise ImageTagAlreadyExistsException(str(exc)) from None
+    except MissingReferencesError as exc:
+        blobs = [r.digest for r in exc.missing if r.kind == "blob"]
+        if blobs:
+            raise LayersNotFoundException(
+                f"Layers with digests {blobs} required for pushing image into repository with "
+                f"name '{name}' in the registry with id '{repo.account}' do not exist") from None
+        raise ReferencedImagesNotFoundException(
+            f"Images with digests {[r.digest for r in exc.missing]} referenced by the manifest "
+            f"do not exist in the repository with name '{name}'") from None
+    except OCIError as exc:
+        raise InvalidParameterException(f"Invalid parameter at 'imageManifest' failed to "
+                                        f"satisfy constraint: '{exc.message}'") from None
+    return {"image": {"registryId": repo.account, "repositoryName": name,
+                      "imageId": shapes.image_id(str(pushed.digest), tag),
+                      "imageManifest": text,
+                      "imageManifestMediaType": pushed.parsed.media_type}}
+
+
+async def batch_get_image(call: ECRCall) -> dict[str, Any]:
+    name = call.params["repositoryName"]
+    await call.authorize("ecr:BatchGetImage", name)
+    repo = await call.repository(name)
+    images, failures = [], []
+    for image_id in call.params["imageIds"]:
+        found = await resolve(call.metadata, repo, image_id)
+        if found.failure:
+            failures.append(found.failure)
+            continue
+        record = found.record
+        assert record is not None
+        body = call.cache.get(record.digest) or await call.blobs.read_bytes(
+            parse_digest(record.digest))
+        images.append({"registryId": repo.account, "repositoryName": name,
+                       "imageId": shapes.image_id(record.digest, found.tag),
+                       "imageManifest": body.decode(),
+                       "imageManifestMediaType": record.media_type})
+        await call.metadata.record_pull(repo.id, record.digest)
+    return {"images": images, "failures": failures}
+
+
+async def batch_delete_image(call: ECRCall) -> dict[str, Any]:
+    name = call.params["repositoryName"]
+    await call.authorize("ecr:BatchDeleteImage", name)
+    repo = await call.repository(name)
+    deleted, failures = [], []
+    for image_id in call.params["imageIds"]:
+        found = await resolve(call.metadata, repo, image_id)
+        if found.failure:
+            failures.append(found.failure)
+            continue
+        record = found.record
+        assert record is not None
+        event = Event("image.deleted", {"account": repo.account, "repository": name,
+                                        "digest": record.digest, "tag": found.tag})
+        if found.tag and not image_id.get("imageDigest"):
+            # Delete by tag removes the tag; the image goes with its last tag (reference 3).
+            await call.metadata.delete_tag(repo.id, found.tag, [event])
+            if not await call.metadata.tags_for(repo.id, record.digest) and \
+                    not await call.metadata.parents_of(repo.id, record.digest):
+                await call.metadata.delete_manifest(repo.id, record.digest, [])
+            deleted.append(shapes.image_id(record.digest, found.tag))
+            continue
+        if await call.metadata.parents_of(repo.id, record.digest):
+            failures.append(shapes.failure(shapes.image_id(record.digest, found.tag),
+                                           "ImageReferencedByManifestList",
+                                           "Requested image is referenced by a manifest list"))
+            continue
+        tags = await call.metadata.tags_for(repo.id, record.digest)
+        await call.metadata.delete_manifest(repo.id, record.digest, [event])
+        deleted.extend(shapes.image_id(record.digest, t) for t in tags or [None])
+    return {"imageIds": deleted, "failures": failures}
+
+
+def _tag_status(params: dict[str, Any]) -> str:
+    return (params.get("filter") or {}).get("tagStatus") or "ANY"
+
+
+async def list_images(call: ECRCall) -> dict[str, Any]:
+    name = call.params["repositoryName"]
+    await call.authorize("ecr:ListImages", name)
+    repo = await call.repository(name)
+    status = _tag_status(call.params)
+    entries: list[tuple[str, str]] = []
+    for image in await call.metadata.list_images(repo.id):
+        if image.tags and status in ("TAGGED", "ANY"):
+            entries.extend((image.manifest.digest, t) for t in image.tags)
+        elif not image.tags and status in ("UNTAGGED", "ANY"):
+            entries.append((image.manifest.digest, ""))
+    chunk, token = page(entries, call.params, key=lambda e: e)
+    result: dict[str, Any] = {"imageIds": [shapes.image_id(d, t or None) for d, t in chunk]}
+    if token:
+        result["nextToken"] = token
+    return result
+
+
+async def _detail(call: ECRCall, repo, image) -> dict[str, Any]:
+    record = image.manifest
+    detail: dict[str, Any] = {
+        "registryId": repo.account, "repositoryName": repo.name, "imageDigest": record.digest,
+        "imageSizeInBytes": await call.metadata.manifest_size_with_layers(repo.id, record.digest)
+        or record.size,
+        "imagePushedAt": record.pushed_at, "imageManifestMediaType": record.media_type,
+        "imageStatus": "ACTIVE",
+    }
+    if image.tags:
+        detail["imageTags"] = list(image.tags)
+    if record.artifact_type:
+        detail["artifactMediaType"] = record.artifact_type
+    if image.last_pulled_at:
+        detail["lastRecordedPullTime"] = image.last_pulled_at
+    if record.subject_digest:
+        detail["subjectManifestDigest"] = record.subject_digest
+    return detail
+
+
+async def describe_images(call: ECRCall) -> dict[str, Any]:
+    p = call.params
+    name = p["repositoryName"]
+    await call.authorize("ecr:DescribeImages", name)
+    repo = await call.repository(name)
+    images = await call.metadata.list_images(repo.id)
+    if p.get("imageIds") is not None:
+        if "nextToken" in p or "maxResults" in p:
+            raise InvalidParameterException("nextToken and maxResults cannot be used with "
+                                            "imageIds")
+        by_digest = {i.manifest.digest: i for i in images}
+        selected = []
+        for image_id in p["imageIds"]:
+            found = await resolve(call.metadata, repo, image_id)
+            if found.failure is not None or found.record is None:
+                raise ImageNotFoundException(image_not_found_message(image_id, repo))
+            selected.append(by_digest[found.record.digest])
+        return {"imageDetails": [await _detail(call, repo, i) for i in selected]}
+    status = _tag_status(p)
+    images = [i for i in images if status == "ANY" or (status == "TAGGED") == bool(i.tags)]
+    chunk, token = page(images, p, key=lambda i: i.manifest.digest)
+    result: dict[str, Any] = {"imageDetails": [await _detail(call, repo, i) for i in chunk]}
+    if token:
+        result["nextToken"] = token
+    return result
+
+
+OPERATIONS = {
+    "PutImage": put_image_op,
+    "BatchGetImage": batch_get_image,
+    "BatchDeleteImage": batch_delete_image,
+    "ListImages": list_images,
+    "DescribeImages": describe_images,
+}

@@ -1,0 +1,54 @@
+"""Opaque ``nextToken`` values: the sort position after the last item returned.
+
+A token that does not decode, or does not fit the listing it is used with, is an
+InvalidParameterException, never a crash.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Callable, TypeVar
+
+from registry.ecr.errors import InvalidParameterException
+
+DEFAULT_PAGE = 100
+T = TypeVar("T")
+
+
+def _invalid() -> InvalidParameterException:
+    return InvalidParameterException("Invalid parameter at 'nextToken' failed to satisfy "
+                                     "constraint: 'Invalid pagination token'")
+
+
+def encode(position: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+def decode(token: str | None) -> Any:
+    if token is None:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise _invalid() from None
+
+
+def _position(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def page(items: list[T], params: dict[str, Any], key: Callable[[T], Any], *,
+         default: int = DEFAULT_PAGE) -> tuple[list[T], str | None]:
+    """Return the page of ``items`` (already sorted by ``key``) the request asks for."""
+    after = decode(params.get("nextToken"))
+    if after is not None:
+        try:
+            items = [item for item in items if _position(key(item)) > after]
+        except TypeError:
+            raise _invalid() from None
+    size = params.get("maxResults") or default
+    chunk = items[:size]
+    token = encode(_position(key(chunk[-1]))) if len(items) > size else None
+    return chunk, token

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Berth's test command: on a fresh Debian bookworm machine, as root, install what the tests
+# need, start a Docker engine if none answers, and run the whole pytest suite.
+#
+#   scripts/test.sh                      # everything under tests/
+#   scripts/test.sh tests/clients -x     # arguments replace the default and go to pytest
+#
+# Debian packages are installed only when missing (apt-get update only then too): docker.io
+# (the engine docker pushes/pulls/runs with), skopeo, busybox-static (the static binary the
+# test images are built from), docker-registry (CNCF Distribution, the reference peer for
+# bench/ and BERTH_TEST_REGISTRY=distribution), wrk (bench/), ca-certificates.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------------
+packages=(docker.io skopeo busybox-static docker-registry wrk ca-certificates)
+missing=()
+for pkg in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$pkg")
+    fi
+done
+if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Keep package scripts from starting services (docker.io would start dockerd with its
+    # default bridge/iptables/overlay2 setup); the engine is started below with known flags.
+    own_policy=""
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if [[ -n "$own_policy" ]]; then
+        rm -f /usr/sbin/policy-rc.d
+    fi
+fi
+
+# --- Python test dependencies ----------------------------------------------------------------
+log "installing berth with its test extras"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    -e "${repo_root}[test]"
+
+# --- Docker engine ---------------------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+    dockerd_log="$(mktemp /tmp/berth-dockerd.XXXXXX.log)"
+    log "starting dockerd (log: ${dockerd_log})"
+    # No bridge or iptables: the tests run containers with --network none and talk to
+    # registries on 127.0.0.1; vfs works on any filesystem, including overlay-in-overlay.
+    setsid dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+        >"$dockerd_log" 2>&1 </dev/null &
+    for _ in $(seq 1 120); do
+        if docker info >/dev/null 2>&1; then
+            break
+        fi
+        sleep 0.5
+    done
+    if ! docker info >/dev/null 2>&1; then
+        log "dockerd did not answer within 60 s; its log:"
+        tail -n 50 "$dockerd_log" >&2 || true
+        exit 1
+    fi
+fi
+
+# --- the suite -------------------------------------------------------------------------------
+if (($# == 0)); then
+    set -- tests
+fi
+exec python3 -m pytest -q -ra "$@"
