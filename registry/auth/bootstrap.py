@@ -120,9 +120,14 @@ def write_credentials_file(path: Path, access_key_id: str, secret: str, region: 
 def usage_lines(config: Config, credentials_path: Path, host: str) -> list[str]:
     """The lines to print after a first start: how to log docker in and use boto3.
 
-    ``host`` is what clients will type (``localhost:5000``), not a wildcard listen address.
-    Secrets never appear; the commands read them from the credentials file.
+    ``host`` is what clients will type (``localhost:5000``); a wildcard listen address
+    (``0.0.0.0:5000``, ``[::]:5000``) is shown as ``localhost``, which docker also treats as
+    a plain-HTTP registry without configuration. Secrets never appear; the commands read them
+    from the credentials file.
     """
+    name, sep, port = host.rpartition(":")
+    if sep and name in ("0.0.0.0", "[::]", "::", ""):
+        host = f"localhost:{port}"
     creds = Path(credentials_path).resolve()
     env = f"AWS_SHARED_CREDENTIALS_FILE={shlex.quote(str(creds))}"
     endpoint = f"http://{host}"

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from policies import PolicyError, PolicyKind, Problem, parse_policy
 from registry.auth.keys import SecretBox, load_or_create_master_key
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from registry.config import Config
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_ACCESS_KEYS_PER_USER = 2
 ACCOUNT_ID = re.compile(r"\d{12}")
@@ -191,9 +192,10 @@ class IdentityStore:
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
+            return rows
 
-    def _write(self, fn: Callable[[sqlite3.Connection, float], Any]) -> Any:
+    def _write(self, fn: Callable[[sqlite3.Connection, float], _T]) -> _T:
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA
+from registry.appkeys import AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, METADATA
 from registry.auth.authorize import AccessRequest, check, repository_arn
 from registry.auth.principal import Principal
 from registry.ecr.errors import AccessDeniedException, RepositoryNotFoundException
@@ -72,6 +72,13 @@ class ECRCall:
         verdict = await check(self.request, access)
         if not verdict.allowed:
             raise AccessDeniedException(verdict.message)
+
+    def policies_changed(self) -> None:
+        """A policy or resource tag changed: drop this process's memoised lookups now
+        (other workers see the change within the authorizer's memo TTL, one second)."""
+        invalidate = getattr(self.app[AUTHORIZER], "invalidate", None)
+        if invalidate is not None:
+            invalidate()
 
     async def repository(self, name: str) -> Repository:
         """Raises: RepositoryNotFoundException."""

@@ -48,6 +48,7 @@ async def put_registry_policy(call: ECRCall) -> dict[str, Any]:
     text = call.params["policyText"]
     check_policy_text(text, "registry")
     await call.metadata.put_setting(call.account, REGISTRY_POLICY, text)
+    call.policies_changed()
     return {"registryId": call.account, "policyText": text}
 
 
@@ -70,6 +71,7 @@ async def delete_registry_policy(call: ECRCall) -> dict[str, Any]:
     if text is None:
         raise _no_registry_policy(call.account)
     await call.metadata.put_setting(call.account, REGISTRY_POLICY, None)
+    call.policies_changed()
     return {"registryId": call.account, "policyText": text}
 
 

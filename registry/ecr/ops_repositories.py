@@ -110,6 +110,7 @@ async def delete_repository(call: ECRCall) -> dict[str, Any]:
     try:
         await call.metadata.delete_repository(repo, force=bool(call.params.get("force")),
                                               events=[event])
+        call.policies_changed()
     except RepositoryNotEmptyError:
         raise RepositoryNotEmptyException(
             f"The repository with name '{name}' in registry with id '{call.account}' cannot be "
@@ -159,6 +160,7 @@ async def set_repository_policy(call: ECRCall) -> dict[str, Any]:
     text = call.params["policyText"]
     check_policy_text(text, "repository")
     await call.metadata.update_repository(repo.id, policy_text=text)
+    call.policies_changed()
     return {"registryId": repo.account, "repositoryName": name, "policyText": text}
 
 
@@ -184,6 +186,7 @@ async def delete_repository_policy(call: ECRCall) -> dict[str, Any]:
     if repo.policy_text is None:
         raise _policy_not_found(name, repo.account)
     await call.metadata.update_repository(repo.id, policy_text=None)
+    call.policies_changed()
     return {"registryId": repo.account, "repositoryName": name, "policyText": repo.policy_text}
 
 
@@ -206,6 +209,7 @@ async def tag_resource(call: ECRCall) -> dict[str, Any]:
     repo = await _repository_from_arn(call, "ecr:TagResource")
     try:
         await call.metadata.tag_repository(repo.id, check_tags(call.params["tags"]))
+        call.policies_changed()
     except TooManyTagsError:
         raise TooManyTagsException("A repository can have at most 50 tags") from None
     return {}
@@ -214,6 +218,7 @@ async def tag_resource(call: ECRCall) -> dict[str, Any]:
 async def untag_resource(call: ECRCall) -> dict[str, Any]:
     repo = await _repository_from_arn(call, "ecr:UntagResource")
     await call.metadata.untag_repository(repo.id, call.params["tagKeys"])
+    call.policies_changed()
     return {}
 
 

@@ -191,3 +191,13 @@ def test_usage_lines_quote_a_path_with_spaces(tmp_path):
     config = load_config(environ={}, overrides={"data_dir": str(tmp_path / "my data")})
     lines = usage_lines(config, config.data_dir / "credentials", "h:1")
     assert f"AWS_SHARED_CREDENTIALS_FILE='{tmp_path}/my data/credentials' aws ecr" in "\n".join(lines)
+
+
+@pytest.mark.parametrize("listen, shown", [("0.0.0.0:5000", "localhost:5000"),
+                                           ("[::]:5001", "localhost:5001"),
+                                           ("registry.lan:443", "registry.lan:443"),
+                                           ("127.0.0.1:5000", "127.0.0.1:5000")])
+def test_usage_lines_name_a_host_clients_can_reach(config, listen, shown):
+    lines = "\n".join(usage_lines(config, config.data_dir / "credentials", listen))
+    assert f"--endpoint-url http://{shown} |" in lines
+    assert lines.count(f"--password-stdin {shown}\n") == 1
