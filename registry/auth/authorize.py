@@ -71,9 +71,14 @@ def access_request(request: web.Request, action: str, account: str,
                          secure_transport=request.secure)
 
 
-async def check(request: web.Request, access: AccessRequest) -> Verdict:
-    """Decide and record: every decision is kept for the audit line, denials logged now."""
+async def check(request: web.Request, access: AccessRequest, *, record: bool = True) -> Verdict:
+    """Decide and record: every decision is kept for the audit line, denials logged now.
+
+    ``record=False`` is for filtering listings, where a refusal only hides an entry.
+    """
     verdict = await request.app[AUTHORIZER].decide(access)
+    if not record:
+        return verdict
     request.setdefault("verdicts", []).append((access, verdict))
     if not verdict.allowed:
         audit_log.info("denied", extra=audit_fields(request, access, verdict))
@@ -88,8 +93,9 @@ def audit_fields(request: web.Request, access: AccessRequest, verdict: Verdict) 
 
 
 async def is_allowed(request: web.Request, action: str, account: str,
-                     repository: str | None) -> bool:
-    return (await check(request, access_request(request, action, account, repository))).allowed
+                     repository: str | None, *, record: bool = True) -> bool:
+    access = access_request(request, action, account, repository)
+    return (await check(request, access, record=record)).allowed
 
 
 async def authorize(request: web.Request, action: str, account: str,

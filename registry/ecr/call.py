@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,15 @@ class ECRCall:
         """ECR's ``<account>.dkr.ecr.<region>.amazonaws.com/<name>``, on the host the client used."""
         account = account or self.account
         host = self.host
-        if not host.startswith(f"{account}.") and account != self.config.default_account:
-            host = f"{account}.{host}"
+        if account_of_host(host) != account and account != self.config.default_account:
+            # Reach another account's registry through "<account>.<host>"; an IP address
+            # cannot take a subdomain, so such URIs use localhost (README: /etc/hosts).
+            bare, sep, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+            if not sep:
+                bare, port = host, ""
+            if _is_ip(bare.strip("[]")):
+                bare = "localhost"
+            host = f"{account}.{bare}{sep}{port}"
         return f"{host}/{name}"
 
     def arn(self, name: str) -> str:
@@ -73,6 +81,14 @@ class ECRCall:
         if not verdict.allowed:
             raise AccessDeniedException(verdict.message)
 
+    async def allowed(self, action: str, repository: str | None = None) -> bool:
+        """Whether the caller may; for filtering listings (refusals are not logged)."""
+        resource = self.arn(repository) if repository else "*"
+        access = AccessRequest(principal=self.principal, action=action, resource=resource,
+                               account=self.account, source_ip=self.request.remote,
+                               secure_transport=self.request.secure)
+        return (await check(self.request, access, record=False)).allowed
+
     def policies_changed(self) -> None:
         """A policy or resource tag changed: drop this process's memoised lookups now
         (other workers see the change within the authorizer's memo TTL, one second)."""
@@ -86,6 +102,19 @@ class ECRCall:
         if repo is None:
             raise repository_not_found(name, self.account)
         return repo
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def account_of_host(host: str) -> str | None:
+    head = host.split(".", 1)[0]
+    return head if len(head) == 12 and head.isdigit() and "." in host else None
 
 
 def repository_not_found(name: str, account: str) -> RepositoryNotFoundException:

@@ -85,13 +85,8 @@ async def describe_repositories(call: ECRCall) -> dict[str, Any]:
         return {"repositories": [shapes.repository(call, r) for r in repos]}
     everything = await call.metadata.describe_repositories(call.account, after=None,
                                                            limit=1_000_000)
-    visible = []
-    for repo in everything:
-        try:
-            await call.authorize("ecr:DescribeRepositories", repo.name)
-        except Exception:
-            continue
-        visible.append(repo)
+    visible = [repo for repo in everything
+               if await call.allowed("ecr:DescribeRepositories", repo.name)]
     if everything and not visible:
         await call.authorize("ecr:DescribeRepositories", everything[0].name)
     chunk, token = page(visible, p, key=lambda r: r.name)

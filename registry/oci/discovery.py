@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from registry.appkeys import METADATA
-from registry.auth.authorize import authorize
+from registry.auth.authorize import authorize, is_allowed
 from registry.metadata.models import ManifestRecord
 from registry.oci.context import account_of, existing_repository, repository_name
 from registry.oci.digests import parse_digest
@@ -96,19 +96,21 @@ async def list_referrers(request: web.Request) -> web.Response:
 
 
 async def catalog(request: web.Request) -> web.Response:
+    """Repositories the caller may describe (a refusal hides an entry, it does not fail)."""
     account = account_of(request)
-    await authorize(request, "ecr:DescribeRepositories", account, None)
     n = _page_size(request, CATALOG_PAGE, 10000)
     assert n is not None
     if n == 0:
         return _json({"repositories": []})
     last = request.query.get("last") or None
     names = await request.app[METADATA].list_repositories(account, last=last, limit=n + 1)
+    more = len(names) > n
+    names = names[:n]
+    visible = [name for name in names if await is_allowed(
+        request, "ecr:DescribeRepositories", account, name, record=False)]
+    if names and not visible:
+        await authorize(request, "ecr:DescribeRepositories", account, names[0])
     headers: dict[str, str] = {}
-    if len(names) > n:
-        names = names[:n]
+    if more:
         headers["Link"] = _link("/v2/_catalog", {"n": str(n), "last": names[-1]})
-    return _json({"repositories": names}, headers=headers)
-
-
-
+    return _json({"repositories": visible}, headers=headers)
