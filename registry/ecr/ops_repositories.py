@@ -87,8 +87,11 @@ async def describe_repositories(call: ECRCall) -> dict[str, Any]:
                                                            limit=1_000_000)
     visible = [repo for repo in everything
                if await call.allowed("ecr:DescribeRepositories", repo.name)]
-    if everything and not visible:
-        await call.authorize("ecr:DescribeRepositories", everything[0].name)
+    if not visible:
+        # Nothing to show must still be a permitted answer: ask about the first repository,
+        # or about "repository/*" in an empty registry.
+        await call.authorize("ecr:DescribeRepositories",
+                             everything[0].name if everything else "*")
     chunk, token = page(visible, p, key=lambda r: r.name)
     result: dict[str, Any] = {"repositories": [shapes.repository(call, r) for r in chunk]}
     if token:

@@ -108,8 +108,9 @@ async def catalog(request: web.Request) -> web.Response:
     names = names[:n]
     visible = [name for name in names if await is_allowed(
         request, "ecr:DescribeRepositories", account, name, record=False)]
-    if names and not visible:
-        await authorize(request, "ecr:DescribeRepositories", account, names[0])
+    if not visible:
+        await authorize(request, "ecr:DescribeRepositories", account,
+                        names[0] if names else "*")
     headers: dict[str, str] = {}
     if more:
         headers["Link"] = _link("/v2/_catalog", {"n": str(n), "last": names[-1]})

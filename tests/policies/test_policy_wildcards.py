@@ -137,3 +137,47 @@ def test_not_resource_inverts_the_match() -> None:
     assert evaluate(Request(p, "ecr:PutImage", "arn:aws:ecr:us-east-1:123456789012:repository/app"), [policy]).allowed
     assert not evaluate(Request(p, "ecr:PutImage", "arn:aws:ecr:us-east-1:123456789012:repository/secret-x"), [policy]).allowed
     assert evaluate(Request(p, "ecr:GetAuthorizationToken", "*"), [policy]).allowed
+
+
+# Patterns with several `*` in one region use SegmentGlob (no backtracking blow-up); it must
+# agree with the plain regex translation, which is exact but exponential in the worst case.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from policies.wildcard import SegmentGlob, compile_source, is_linear, regex_source  # noqa: E402
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text("ab*?:/", max_size=10), st.text("ab:/", max_size=14), st.booleans(), st.booleans())
+def test_segment_glob_agrees_with_the_regex_translation(pattern: str, text: str, arn: bool, literal_tail: bool) -> None:
+    chunks = (Chunk(pattern), Chunk("*?", literal=True)) if literal_tail else (Chunk(pattern),)
+    expected = compile_source(regex_source(chunks, arn=arn), False).match(text) is not None
+    assert bool(SegmentGlob(chunks, arn=arn, ignore_case=False).match(text)) is expected
+    matcher = compile_chunks([chunks], arn=arn)
+    assert matcher is not None and (matcher.match(text) is not None) is expected
+
+
+@pytest.mark.parametrize(("pattern", "linear"), [
+    ("abc", True), ("a*", True), ("*a*", False), ("a?b?c*", True),
+    ("arn:aws:ecr:*:*:repository/*", True), ("arn:aws:ecr:*:*:repository/*/*", False),
+])
+def test_linearity(pattern: str, linear: bool) -> None:
+    assert is_linear([Chunk(pattern)], arn=pattern.startswith("arn:")) is linear
+
+
+def test_many_stars_cannot_stall_a_request() -> None:
+    import time
+
+    evil = "arn:aws:ecr:us-east-1:123456789012:repository/" + "*a" * 40 + "b"
+    policy = identity(allow("ecr:*", [evil, "arn:aws:ecr:us-east-1:123456789012:repository/x"]))
+    name = "arn:aws:ecr:us-east-1:123456789012:repository/" + "a" * 250
+    start = time.perf_counter()
+    assert not evaluate(Request(Principal.from_arn(USER), "ecr:PutImage", name), [policy]).allowed
+    assert evaluate(Request(Principal.from_arn(USER), "ecr:PutImage", name + "b"), [policy]).allowed
+    assert time.perf_counter() - start < 0.5
+
+    like = {"StringLike": {"test:v": "*x*x*x*x*x*x*x*x*x*x*x*x*y"}}
+    policy = identity(allow("ecr:*", "*", Condition=like))
+    start = time.perf_counter()
+    assert not evaluate(Request(Principal.from_arn(USER), "ecr:PutImage", "*", context={"test:v": "x" * 5000}), [policy]).allowed
+    assert time.perf_counter() - start < 0.5
