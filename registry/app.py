@@ -16,7 +16,8 @@ from registry.appkeys import (
 )
 from registry.auth.authenticate import Authenticator
 from registry.auth.authorize import AllowAll
-from registry.auth.identities import CredentialCache, IdentityStore
+from registry.auth.credential_cache import CredentialCache
+from registry.auth.identities import IdentityStore
 from registry.auth.keys import SecretBox, derive_key, load_or_create_master_key
 from registry.auth.policy_authorizer import PolicyAuthorizer
 from registry.auth.policy_files import PolicyDirectory

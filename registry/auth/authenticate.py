@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from registry.auth.identities import CredentialCache, User
+from registry.auth.credential_cache import CredentialCache
+from registry.auth.identities import User
 from registry.auth.principal import Principal
 from registry.auth.sigv4 import HttpRequestView, SigV4Error, verify
 from registry.auth.tokens import TokenError, TokenSigner, parse_basic

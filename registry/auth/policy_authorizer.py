@@ -18,7 +18,8 @@ from typing import Any
 import policies
 from policies import Decision, PolicyCache, PolicyKind
 from registry.auth.authorize import AccessRequest, Verdict
-from registry.auth.identities import CredentialCache, User
+from registry.auth.credential_cache import CredentialCache
+from registry.auth.identities import User
 from registry.auth.policy_files import PolicyDirectory
 from registry.auth.principal import Principal
 

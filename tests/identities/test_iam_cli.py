@@ -289,7 +289,7 @@ def test_the_command_in_a_real_process_keeps_stderr_free_of_secrets(cli):
 
 def test_changes_reach_a_running_server_within_the_cache_ttl(cli):
     """The server keeps its store open; the CLI writes to the same file meanwhile."""
-    from registry.auth.identities import CredentialCache
+    from registry.auth.credential_cache import CredentialCache
     from tests.identities.conftest import Clock
 
     config = load_config(environ={}, overrides={"data_dir": str(cli.data)})

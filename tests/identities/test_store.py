@@ -9,8 +9,9 @@ import sqlite3
 
 import pytest
 
+from registry.auth.credential_cache import CredentialCache
 from registry.auth.identities import (
-    AccessKey, CredentialCache, DeleteConflict, EntityAlreadyExists, IdentityStore,
+    AccessKey, DeleteConflict, EntityAlreadyExists, IdentityStore,
     LimitExceeded, MalformedPolicyDocument, NoSuchEntity, User, ValidationError,
 )
 from registry.auth.keys import SecretBox, SecretBoxError

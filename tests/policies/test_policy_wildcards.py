@@ -181,3 +181,21 @@ def test_many_stars_cannot_stall_a_request() -> None:
     start = time.perf_counter()
     assert not evaluate(Request(Principal.from_arn(USER), "ecr:PutImage", "*", context={"test:v": "x" * 5000}), [policy]).allowed
     assert time.perf_counter() - start < 0.5
+
+
+from policies.variables import Var, compile_pattern_template, match_templates, parse_template, resolve  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab*?:", max_size=6), st.text("ab*?:", max_size=6), st.text("ab*:", max_size=4),
+       st.text("ab:", max_size=14), st.booleans(), st.booleans())
+def test_variable_templates_match_like_their_resolved_text(before: str, after: str, value: str, text: str, arn: bool, null: bool) -> None:
+    """Every per-request path (fast head/tail, spliced regex, SegmentGlob) agrees with
+    resolving the variable to literal text and matching that."""
+    template = parse_template(f"{before}${{test:v}}{after}", enabled=True)
+    assert any(isinstance(p, Var) for p in template)
+    context = {} if null else {"test:v": (value,)}
+    prepared = compile_pattern_template(template, arn=arn)
+    resolved = resolve(template, context)
+    expected = resolved is not None and compile_source(regex_source(resolved, arn=arn), False).match(text) is not None
+    assert match_templates((prepared,), text, context) is expected
