@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -203,3 +204,22 @@ def test_cross_account_pull_needs_both_policies(auth_server, docker, tmp_path, i
                                                  repositoryName=name,
                                                  imageIds=[{"imageTag": "v1"}])
     assert "AccessDenied" in str(excinfo.value)
+
+
+def test_immutable_tag_cannot_move_with_docker(auth_server, docker, tmp_path, image_context,
+                                               name):
+    auth_server.client().create_repository(repositoryName=name,
+                                           imageTagMutability="IMMUTABLE")
+    admin = DockerAs(tmp_path, docker)
+    login(auth_server, admin)
+    ref = f"{auth_server.server.host}/{name}:v1"
+    build(admin, image_context, ref)
+    admin("push", ref)
+    admin("push", ref)  # the same image again is fine on the registry API
+    other = write_docker_context(tmp_path / "other", busybox=Path("/bin/busybox"),
+                                 message="a different image")
+    build(admin, other, ref)
+    refused = admin("push", ref, check=False)
+    assert refused.returncode != 0
+    assert "tag invalid" in refused.stderr
+    assert "cannot be overwritten because the repository is immutable" in refused.stderr
