@@ -24,7 +24,7 @@ from registry.auth.policy_files import PolicyDirectory
 from registry.auth.tokens import TokenSigner
 from registry.blobcache import BlobCache
 from registry.config import Config
-from registry.gc import collect_garbage
+from registry.gc import collect_garbage, sweep_uploads
 from registry.metadata.sqlite import SQLiteMetadataStore
 from registry.metrics import Metrics, metrics_handler
 from registry.middleware import authenticate_v2, observe
@@ -110,33 +110,32 @@ async def _close_stores(app: web.Application) -> None:
 
 
 async def _maintenance(app: web.Application) -> AsyncIterator[None]:
-    """Periodic GC and stale-upload cleanup; one worker at a time holds the lease."""
+    """Periodic GC and stale-upload cleanup; across workers one holder of each lease runs."""
     config = app[CONFIG]
-    task = None
+    tasks = [asyncio.create_task(_every(
+        app, "uploads", config.uploads.cleanup_interval_seconds,
+        lambda: sweep_uploads(app[BLOBS], max_age_seconds=config.uploads.stale_after_seconds)))]
     if config.gc.enabled and config.gc.interval_seconds > 0:
-        task = asyncio.create_task(_maintenance_loop(app))
+        tasks.append(asyncio.create_task(_every(
+            app, "gc", config.gc.interval_seconds,
+            lambda: collect_garbage(app[METADATA], app[BLOBS],
+                                    grace_seconds=config.gc.grace_seconds,
+                                    upload_max_age_seconds=config.uploads.stale_after_seconds))))
     yield
-    if task is not None:
+    for task in tasks:
         task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _maintenance_loop(app: web.Application) -> None:
-    config = app[CONFIG]
+async def _every(app: web.Application, name: str, interval: float, job) -> None:
+    if interval <= 0:
+        return
     metadata = app[METADATA]
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    interval = config.gc.interval_seconds
     while True:
         await asyncio.sleep(interval)
         try:
-            if not await metadata.acquire_lease("gc", owner, ttl=interval):
-                continue
-            await asyncio.get_running_loop().run_in_executor(
-                None, lambda: collect_garbage(
-                    metadata, app[BLOBS], grace_seconds=config.gc.grace_seconds,
-                    upload_max_age_seconds=config.uploads.stale_after_seconds))
+            if await metadata.acquire_lease(name, owner, ttl=interval * 1.5):
+                await asyncio.get_running_loop().run_in_executor(None, job)
         except Exception:
-            log.exception("maintenance pass failed")
+            log.exception("maintenance pass failed", extra={"job": name})

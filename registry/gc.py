@@ -62,13 +62,21 @@ def collect_garbage(metadata: SQLiteMetadataStore, blobs: FilesystemBlobStore, *
             report.blobs.append(digest)
             report.bytes_freed += size
     _orphans(run, blobs, cutoff, report, dry_run)
-    for session in list(blobs.list_uploads()):
-        if session.started_at < now - upload_max_age_seconds:
-            report.uploads.append(session.id)
-            if not dry_run:
-                blobs.discard_upload(session.id)
+    report.uploads = sweep_uploads(blobs, max_age_seconds=upload_max_age_seconds, now=now,
+                                   dry_run=dry_run)
     log.info("gc finished", extra=report.summary())
     return report
+
+
+def sweep_uploads(blobs: FilesystemBlobStore, *, max_age_seconds: float,
+                  now: float | None = None, dry_run: bool = False) -> list[str]:
+    """Remove upload sessions started more than ``max_age_seconds`` ago; return their ids."""
+    now = time.time() if now is None else now
+    stale = [s.id for s in blobs.list_uploads() if s.started_at < now - max_age_seconds]
+    if not dry_run:
+        for session_id in stale:
+            blobs.discard_upload(session_id)
+    return stale
 
 
 def _manifests(run, cutoff: float, report: GCReport, dry_run: bool) -> None:

@@ -283,3 +283,14 @@ async def test_manifest_round_trip_exact_bytes(client):
         assert head.headers["Content-Length"] == str(len(manifest))
         assert head.headers["Docker-Content-Digest"] == digest
     assert hashlib.sha256(manifest).hexdigest() == digest.split(":")[1]
+
+
+async def test_healthz_and_metrics(client):
+    assert (await client.get("/healthz")).status == 200
+    await push_blob(client, "metered", b"some bytes for the counters")
+    await client.get(f"/v2/metered/blobs/{sha256(b'some bytes for the counters')}")
+    text = await (await client.get("/metrics")).text()
+    assert 'berth_http_requests_total{method="POST",route="upload_start",status="201"}' in text
+    assert "berth_http_request_duration_seconds_bucket" in text
+    assert "berth_http_bytes_received_total" in text
+    assert "berth_uploads_in_progress" in text
