@@ -31,7 +31,7 @@ _AUTO = "auto"
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `policy` command (with `validate` and `simulate`) to an argparse sub-parser set."""
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "policy", help="validate policy documents and simulate authorisation decisions",
         description="Work with IAM-style policy documents.",
     )

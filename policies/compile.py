@@ -8,8 +8,8 @@ distinct actions, so after the first request per action the action filter is one
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from policies.arn import RefKind, parse_principal_ref
@@ -18,8 +18,8 @@ from policies.decision import MatchedStatement
 from policies.model import Effect, Patterns, Policy, PrincipalBlock, Statement
 from policies.operators import parse_operator
 from policies.request import Principal, PrincipalType
-from policies.variables import PatternTemplate, compile_pattern_template, has_variables, parse_template, resolve
-from policies.wildcard import Chunk, compile_chunks, compile_patterns, compile_source
+from policies.variables import PatternTemplate, compile_pattern_template, has_variables, match_templates, parse_template, resolve
+from policies.wildcard import Chunk, FullMatcher, compile_chunks, compile_patterns, compile_source
 
 __all__ = ["CompiledPolicy", "CompiledStatement", "Reach", "compile_policy"]
 
@@ -90,6 +90,8 @@ def _compile_principal(block: PrincipalBlock) -> PrincipalMatcher:
             elif ref.kind is RefKind.ACCOUNT:
                 accounts.add(ref.account)
             elif ref.kind is RefKind.ROLE:
+                # By account and name: a session ARN (assumed-role/<name>/<session>) carries
+                # no role path, so the path cannot take part in matching.
                 roles.add((ref.account, ref.name))
             else:
                 arns.add(ref.arn)
@@ -101,7 +103,7 @@ def _compile_principal(block: PrincipalBlock) -> PrincipalMatcher:
 @dataclass(frozen=True, eq=False)
 class ResourceMatcher:
     match_all: bool  # a "*" pattern
-    static: re.Pattern[str] | None  # every pattern without variables, OR'ed
+    static: FullMatcher | None  # every pattern without variables, OR'ed
     templates: tuple[PatternTemplate, ...]  # patterns with variables, resolved per request
     negated: bool
     superset: re.Pattern[str] | None = None  # the templates with variables widened to `.*`
@@ -118,8 +120,7 @@ class ResourceMatcher:
         "will not match any resource" (§6)."""
         if self.superset is not None and self.superset.match(resource) is None:
             return False
-        sources = [s for t in self.templates if (s := t.source(context)) is not None]
-        return bool(sources) and compile_source("|".join(sources), False).match(resource) is not None
+        return match_templates(self.templates, resource, context)
 
 
 def _compile_resource(patterns: Patterns, *, variables: bool) -> ResourceMatcher:
@@ -134,39 +135,63 @@ def _compile_resource(patterns: Patterns, *, variables: bool) -> ResourceMatcher
             dynamic.append(compile_pattern_template(template, arn=True))
         else:
             static.append(resolve(template, {}) or ())
-    superset = compile_source("|".join(t.superset_source() for t in dynamic), False) if dynamic else None
+    widened = [w for t in dynamic if (w := t.superset_source()) is not None]
+    superset = compile_source("|".join(widened), False) if dynamic and len(widened) == len(dynamic) else None
     return ResourceMatcher(match_all, compile_chunks(static, arn=True), tuple(dynamic), patterns.negated, superset)
 
 
 @dataclass(frozen=True, eq=False)
 class CompiledStatement:
+    """One statement in matcher form; `ref` is what a decision reports about it."""
+
     ref: MatchedStatement
     is_deny: bool
-    action: re.Pattern[str] | None
+    action: FullMatcher | None
     action_negated: bool
     resource: ResourceMatcher | None  # None: resource policy without Resource (the resource itself)
     principal: PrincipalMatcher | None
     conditions: tuple[CompiledCondition, ...]
+    # `applies(resource, context, errors) -> bool` checks the resource and every condition (the
+    # action and principal are checked before). It is a closure built once per statement, not
+    # a method: it runs for every action-matching statement of every request, and closure
+    # variables are cheaper to reach than attributes.
+    applies: Callable[[str, Mapping[str, tuple[str, ...]], list[str]], bool] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "applies", _applies_function(self.resource, self.conditions))
 
     def matches_action(self, action_key: str) -> bool:
         hit = self.action is not None and self.action.match(action_key) is not None
         return hit is not self.action_negated
 
-    def applies(self, resource: str, context: Mapping[str, tuple[str, ...]], errors: list[str]) -> bool:
-        """Resource and conditions (the action and principal are checked before)."""
-        r = self.resource
-        if r is not None:
-            # ResourceMatcher.matches, inlined for the common static case: this runs for
-            # every action-matching statement of every request.
-            hit = r.match_all or (r.static is not None and r.static.match(resource) is not None)
-            if not hit and r.templates:
-                hit = r.matches_dynamic(resource, context)
-            if hit is r.negated:
-                return False
-        for condition in self.conditions:
-            if not condition.test(context, errors):
+
+def _applies_function(
+    r: ResourceMatcher | None, conditions: tuple[CompiledCondition, ...]
+) -> Callable[[str, Mapping[str, tuple[str, ...]], list[str]], bool]:
+    tests = tuple(c.test for c in conditions)
+
+    def conditions_hold(context: Mapping[str, tuple[str, ...]], errors: list[str]) -> bool:
+        for test in tests:
+            if not test(context, errors):
                 return False
         return True
+
+    if r is None or (r.match_all and not r.negated):
+        return lambda resource, context, errors: conditions_hold(context, errors)
+    if r.static is not None and not r.templates and not r.match_all:
+        static_match, negated = r.static.match, r.negated
+
+        def static_applies(resource: str, context: Mapping[str, tuple[str, ...]], errors: list[str]) -> bool:
+            if (static_match(resource) is not None) is negated:
+                return False
+            return not tests or conditions_hold(context, errors)
+
+        return static_applies
+
+    def general_applies(resource: str, context: Mapping[str, tuple[str, ...]], errors: list[str]) -> bool:
+        return r.matches(resource, context) and conditions_hold(context, errors)
+
+    return general_applies
 
 
 class CompiledPolicy:

@@ -18,7 +18,7 @@ Semantics (iam-policy-evaluation.md §4):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from policies import operators as ops
@@ -29,11 +29,12 @@ from policies.variables import (
     Template,
     compile_pattern_template,
     has_variables,
+    match_templates,
     parse_template,
     resolve,
     resolve_text,
 )
-from policies.wildcard import compile_chunks, compile_source
+from policies.wildcard import compile_chunks
 
 __all__ = ["CompiledCondition", "compile_condition"]
 
@@ -62,7 +63,7 @@ def _never(_value: str) -> bool:
 
 
 def _static_matcher(op: Operator, values: tuple[str, ...]) -> Matcher:
-    """Build the matcher for resolved policy values (plain text, or chunks for patterns)."""
+    """Build the matcher for resolved policy values of a non-pattern operator (not Like/Arn)."""
     spec = op.spec
     family = spec.family
     if family is Family.STRING and not spec.like:
@@ -78,9 +79,9 @@ def _static_matcher(op: Operator, values: tuple[str, ...]) -> Matcher:
         blobs = frozenset(ops.parse_binary(v) for v in values)
         return lambda v: None if (b := ops.parse_binary(v)) is None else b in blobs
     if family is Family.IP:
-        nets = tuple(ops.parse_network(v) for v in values)
+        nets = tuple(n for v in values if (n := ops.parse_network(v)) is not None)
         return lambda v: None if (ip := ops.parse_ip(v)) is None else any(
-            ip.version == n.version and ip in n for n in nets  # type: ignore[union-attr]
+            ip.version == n.version and ip in n for n in nets
         )
     parse = _PARSERS[family]
     targets = tuple(parse(v) for v in values)
@@ -102,6 +103,11 @@ class CompiledCondition:
     matcher: Matcher | None  # precomputed when no template holds a variable
     patterns: tuple[PatternTemplate, ...] = ()  # for Like/Arn operators with variables
     null_wants: frozenset[bool] = frozenset()
+    # Flattened from `op` in __post_init__.
+    _absent: bool = field(init=False, repr=False)
+    _is_null: bool = field(init=False, repr=False)
+    _negated: bool = field(init=False, repr=False)
+    _every: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Flattened once: `test` runs for every applicable statement of every request.
@@ -125,11 +131,11 @@ class CompiledCondition:
         """Return whether the clause holds; append to `errors` for unparseable values."""
         values = context.get(self.key)
         if not values:
-            return self._absent  # type: ignore[attr-defined,no-any-return]
-        if self._is_null:  # type: ignore[attr-defined]
+            return self._absent
+        if self._is_null:
             return False in self.null_wants
         match = self.matcher or self._resolve(context)
-        negated = self._negated  # type: ignore[attr-defined]
+        negated = self._negated
         if len(values) == 1:  # one value: "any" and "all" agree, whatever the qualifier
             hit = match(values[0])
             if hit is None:
@@ -141,7 +147,7 @@ class CompiledCondition:
             if hit is None:
                 return self._unparseable(value, errors)
             satisfied.append(hit is not negated)
-        return all(satisfied) if self._every else any(satisfied)  # type: ignore[attr-defined]
+        return all(satisfied) if self._every else any(satisfied)
 
     def _unparseable(self, value: str, errors: list[str]) -> bool:
         errors.append(f"{self.where}: request value {value!r} is not {_KIND_NAMES[self.op.spec.family]}")
@@ -151,11 +157,8 @@ class CompiledCondition:
         """Substitute variables; a policy value whose variable is null matches nothing."""
         spec = self.op.spec
         if spec.like:
-            sources = [s for p in self.patterns if (s := p.source(context)) is not None]
-            if not sources:
-                return _never
-            rx = compile_source("|".join(sources), False)
-            return lambda v: rx.match(v) is not None
+            patterns = self.patterns
+            return lambda v: match_templates(patterns, v, context)
         texts = tuple(s for t in self.templates if (s := resolve_text(t, context)) is not None)
         return _static_matcher(self.op, texts) if texts else _never
 

@@ -11,7 +11,7 @@ subclass), so `"Sid": 1` can be told apart from `"Sid": "1"` and `1.50` stays `1
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = ["JsonNumber", "JsonObject", "is_text", "loads"]
 
@@ -59,6 +59,6 @@ def loads(text: str) -> Any:
     )
 
 
-def is_text(value: Any) -> bool:
+def is_text(value: Any) -> TypeGuard[str]:
     """Whether `value` is a JSON string (not a number kept as text)."""
     return isinstance(value, str) and not isinstance(value, JsonNumber)

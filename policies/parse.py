@@ -28,6 +28,7 @@ from policies.jsondoc import is_text, loads
 from policies.model import (
     VERSION_2008,
     VERSION_2012,
+    Condition,
     Effect,
     Patterns,
     Policy,
@@ -182,7 +183,7 @@ class _Checker:
             self.unique_sids(items)
         if self.problems or any(s is None for s in statements):
             return None
-        return Policy(name, self.kind, tuple(statements), version, policy_id)  # type: ignore[arg-type]
+        return Policy(name, self.kind, tuple(s for s in statements if s is not None), version, policy_id)
 
     def unique_sids(self, items: list[tuple[str, Any]]) -> None:
         seen: set[str] = set()
@@ -214,13 +215,13 @@ class _Checker:
         action = self.patterns(st, path, "Action", "Policy statement must contain actions.", self.action_value)
         required = "Policy statement must contain resources." if self.kind is PolicyKind.IDENTITY else None
         resource = self.patterns(st, path, "Resource", required, self.resource_value)
-        conditions = ()
+        conditions: tuple[Condition, ...] = ()
         if "Condition" in st:
             conditions, found = parse_conditions(st["Condition"], f"{path}.Condition", variables=self.variables)
             self.problems.extend(found)
         if len(self.problems) > before or action is None:
             return None
-        return Statement(index, Effect(effect), action, sid, resource, principal, conditions)
+        return Statement(index, Effect(str(effect)), action, sid, resource, principal, conditions)
 
     def principal_element(self, st: Mapping[str, Any], path: str, effect: Any) -> PrincipalBlock | None:
         has_p, has_np = "Principal" in st, "NotPrincipal" in st

@@ -95,7 +95,8 @@ class Principal:
         if self.type in (PrincipalType.ANONYMOUS, PrincipalType.SERVICE):
             return None
         if self.role_name is not None and ":sts::" in self.arn:
-            partition = parse_arn(self.arn).partition if self.arn.startswith("arn:") else "aws"  # type: ignore[union-attr]
+            arn = parse_arn(self.arn)
+            partition = arn.partition if arn is not None else "aws"
             return f"arn:{partition}:iam::{self.account}:role/{self.role_name}"
         return self.arn
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from policies.wildcard import Chunk, glob_fragment
+from policies.wildcard import Chunk, compile_source, glob_fragment, is_linear, regex_source, segment_glob
 
 __all__ = [
     "KEY_SYNTAX",
@@ -31,6 +31,7 @@ __all__ = [
     "VariableError",
     "compile_pattern_template",
     "has_variables",
+    "match_templates",
     "parse_template",
     "resolve",
     "resolve_text",
@@ -132,36 +133,71 @@ def resolve_text(template: Template, context: Mapping[str, tuple[str, ...]]) -> 
 
 @dataclass(frozen=True, slots=True)
 class PatternTemplate:
-    """A wildcard template translated to regex fragments once, at compile time; per request
-    only the variable values are escaped and spliced in."""
+    """A wildcard template with variables, prepared once at compile time.
+
+    When the pattern is linear (`wildcard.is_linear`: at most one `*` per region), its text is
+    translated to regex fragments once and per request only the variable values are escaped
+    and spliced in. Otherwise it is resolved per request into a `SegmentGlob`.
+    """
 
     parts: tuple[str | Var, ...]  # str: regex source
+    template: Template
+    arn: bool
+    linear: bool
+    # Fast path for the common shape `<literal text>${var}<pattern>` (e.g. `…/${aws:username}/*`):
+    # the literal head plus the value must prefix the text, then `tail` must match the rest.
+    head: str = ""
+    var: Var | None = None
+    tail: re.Pattern[str] | None = None
 
-    def superset_source(self) -> str:
-        """Regex source with every variable widened to `.*`: whatever the variables resolve to
-        (literal text), a value the resolved pattern matches also matches this, so a miss here
-        rejects without resolving anything."""
+    def superset_source(self) -> str | None:
+        """Regex source with every variable widened to `*`, or `None` when that is not safe.
+
+        Whatever a variable resolves to (literal text), a value the resolved pattern matches
+        also matches the widened one, so a miss there rejects without resolving anything. Only
+        offered when the widened pattern is linear and, for ARNs, every variable sits in the
+        resource part (where `*` may cross `:` just as a resolved value may contain one).
+        """
+        check: list[Chunk] = []
+        colons = 0
+        for part in self.template:
+            if isinstance(part, Var):
+                if self.arn and colons < 5:
+                    return None
+                check.append(Chunk("*"))
+            elif isinstance(part, Literal):
+                check.append(Chunk(part.text, True))
+                colons += part.text.count(":")
+            else:
+                check.append(Chunk(part))
+                colons += part.count(":")
+        if not is_linear(check, arn=self.arn):
+            return None
         return "".join(p if type(p) is str else ".*" for p in self.parts)
 
-    def source(self, context: Mapping[str, tuple[str, ...]]) -> str | None:
-        """The regex source for this request; `None` when a variable is null."""
+    def values(self, context: Mapping[str, tuple[str, ...]]) -> list[str] | None:
+        """The value of each variable in order; `None` when one is null."""
         out: list[str] = []
         for part in self.parts:
-            if type(part) is str:
-                out.append(part)
+            if isinstance(part, str):
                 continue
-            values = context.get(part.key)  # type: ignore[union-attr]
-            if values is not None and len(values) == 1:
-                out.append(_escape(values[0]))
-            elif part.default is not None:  # type: ignore[union-attr]
-                out.append(_escape(part.default))  # type: ignore[union-attr]
+            found = context.get(part.key)
+            if found is not None and len(found) == 1:
+                out.append(found[0])
+            elif part.default is not None:
+                out.append(part.default)
             else:
                 return None
-        return "".join(out)
+        return out
+
+    def splice(self, values: list[str]) -> str:
+        """The regex source with `values` escaped into the variables' places."""
+        it = iter(values)
+        return "".join(p if type(p) is str else _escape(next(it)) for p in self.parts)
 
 
 def compile_pattern_template(template: Template, *, arn: bool) -> PatternTemplate:
-    """Translate a template's pattern text and escapes into regex source (see `wildcard`)."""
+    """Prepare a template for per-request matching (see `PatternTemplate`)."""
     parts: list[str | Var] = []
     colons = 0
     for part in template:
@@ -174,7 +210,65 @@ def compile_pattern_template(template: Template, *, arn: bool) -> PatternTemplat
         else:
             source, colons = glob_fragment(part, arn=arn, colons=colons)
         if parts and type(parts[-1]) is str:
-            parts[-1] = parts[-1] + source  # type: ignore[operator]
+            parts[-1] = parts[-1] + source
         else:
             parts.append(source)
-    return PatternTemplate(tuple(parts))
+    check = [Chunk(p) if isinstance(p, str) else Chunk(p.text, True) for p in template if not isinstance(p, Var)]
+    linear = is_linear(check, arn=arn)
+    head, var, tail = _split_head(template, parts, linear=linear)
+    return PatternTemplate(tuple(parts), template, arn, linear, head, var, tail)
+
+
+def _split_head(
+    template: Template, parts: list[str | Var], *, linear: bool
+) -> tuple[str, Var | None, re.Pattern[str] | None]:
+    """Find the fast-path shape: one variable, no wildcard before it, linear overall."""
+    variables = [p for p in template if isinstance(p, Var)]
+    if not linear or len(variables) != 1 or parts.count(variables[0]) != 1:
+        return "", None, None
+    head: list[str] = []
+    for part in template:
+        if isinstance(part, Var):
+            break
+        text = part.text if isinstance(part, Literal) else part
+        if not isinstance(part, Literal) and ("*" in text or "?" in text):
+            return "", None, None
+        head.append(text)
+    rest = parts[parts.index(variables[0]) + 1 :]
+    return "".join(head), variables[0], compile_source("".join(p for p in rest if isinstance(p, str)), False)
+
+
+def match_templates(
+    templates: tuple[PatternTemplate, ...], text: str, context: Mapping[str, tuple[str, ...]], *, ignore_case: bool = False
+) -> bool:
+    """Whether `text` fully matches any of `templates` resolved against `context`; a template
+    whose variable is null matches nothing.
+
+    Semantics are those of substituting the values as literal text and then matching (so in
+    an ARN a `:` inside a value counts as a component separator); the fast paths below are
+    taken only where they give the same answer.
+    """
+    sources: list[str] = []
+    for t in templates:
+        values = t.values(context)
+        if values is None:
+            continue
+        if not t.linear or (t.arn and ":" in "".join(values)):
+            if _match_resolved(t, text, context, ignore_case):
+                return True
+        elif t.tail is not None and not ignore_case:
+            lead = t.head + values[0]
+            if text.startswith(lead) and t.tail.match(text, len(lead)) is not None:
+                return True
+        else:
+            sources.append(t.splice(values))
+    return bool(sources) and compile_source("|".join(sources), ignore_case).match(text) is not None
+
+
+def _match_resolved(t: PatternTemplate, text: str, context: Mapping[str, tuple[str, ...]], ignore_case: bool) -> bool:
+    chunks = resolve(t.template, context)
+    if chunks is None:
+        return False
+    if is_linear(chunks, arn=t.arn):
+        return compile_source(regex_source(chunks, arn=t.arn), ignore_case).match(text) is not None
+    return bool(segment_glob(chunks, t.arn, ignore_case).match(text))

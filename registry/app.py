@@ -12,7 +12,8 @@ from aiohttp import web
 
 from registry.api import api_endpoint
 from registry.appkeys import (
-    AUTHENTICATOR, AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, IDENTITIES, METADATA, METRICS, TOKENS,
+    AUTHENTICATOR, AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, IDENTITIES, METADATA, METRICS,
+    PULL_PROTECTION, TOKENS,
 )
 from registry.auth.authenticate import Authenticator
 from registry.auth.authorize import AllowAll
@@ -29,6 +30,7 @@ from registry.metadata.sqlite import SQLiteMetadataStore
 from registry.metrics import Metrics, metrics_handler
 from registry.middleware import authenticate_v2, observe
 from registry.oci.routes import setup_routes
+from registry.pull_protection import PullProtection
 from registry.storage.filesystem import FilesystemBlobStore
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     app[BLOBS] = overrides.pop("blobs", None) or FilesystemBlobStore(config.data_dir)
     app[METADATA] = overrides.pop("metadata", None) or SQLiteMetadataStore(config.metadata_path)
     app[BLOB_CACHE] = BlobCache(config.limits.small_blob_cache_bytes)
+    app[PULL_PROTECTION] = PullProtection(app[METADATA])
     authorizer = overrides.pop("authorizer", None)
     if config.auth.enabled:
         _wire_auth(app, config)

@@ -14,6 +14,7 @@ from registry.ecr.errors import (
 )
 from registry.ecr.images_common import image_not_found_message, resolve
 from registry.ecr.pagination import page
+from registry.ecr.scan_shapes import nonzero
 from registry.images import (
     ImageAlreadyExistsError, ImmutableTagError, ManifestDigestMismatchError, put_image,
 )
@@ -160,7 +161,7 @@ async def list_images(call: ECRCall) -> dict[str, Any]:
     return result
 
 
-async def _detail(call: ECRCall, repo, image) -> dict[str, Any]:
+async def _detail(call: ECRCall, repo, image, scans) -> dict[str, Any]:
     record = image.manifest
     detail: dict[str, Any] = {
         "registryId": repo.account, "repositoryName": repo.name, "imageDigest": record.digest,
@@ -177,6 +178,17 @@ async def _detail(call: ECRCall, repo, image) -> dict[str, Any]:
         detail["lastRecordedPullTime"] = image.last_pulled_at
     if record.subject_digest:
         detail["subjectManifestDigest"] = record.subject_digest
+    scan = scans.get(record.digest)
+    if scan is not None:
+        detail["imageScanStatus"] = {"status": scan.status,
+                                     "description": scan.description or scan.status}
+        if scan.status == "COMPLETE":
+            summary: dict[str, Any] = {
+                "imageScanCompletedAt": scan.completed_at,
+                "findingSeverityCounts": nonzero(scan.severity_counts)}
+            if scan.db_updated_at:
+                summary["vulnerabilitySourceUpdatedAt"] = scan.db_updated_at
+            detail["imageScanFindingsSummary"] = summary
     return detail
 
 
@@ -197,11 +209,14 @@ async def describe_images(call: ECRCall) -> dict[str, Any]:
             if found.failure is not None or found.record is None:
                 raise ImageNotFoundException(image_not_found_message(image_id, repo))
             selected.append(by_digest[found.record.digest])
-        return {"imageDetails": [await _detail(call, repo, i) for i in selected]}
+        scans = await call.metadata.scan_summaries(repo.id)
+        return {"imageDetails": [await _detail(call, repo, i, scans) for i in selected]}
     status = _tag_status(p)
     images = [i for i in images if status == "ANY" or (status == "TAGGED") == bool(i.tags)]
     chunk, token = page(images, p, key=lambda i: i.manifest.digest)
-    result: dict[str, Any] = {"imageDetails": [await _detail(call, repo, i) for i in chunk]}
+    scans = await call.metadata.scan_summaries(repo.id)
+    result: dict[str, Any] = {"imageDetails": [await _detail(call, repo, i, scans)
+                                               for i in chunk]}
     if token:
         result["nextToken"] = token
     return result

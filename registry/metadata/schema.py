@@ -92,4 +92,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             updated_at REAL NOT NULL,
             PRIMARY KEY (account, name))""",
     ]),
+    (3, "image scan results", [
+        """CREATE TABLE scan_results (
+            repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            manifest_digest TEXT NOT NULL,
+            status TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            scan_type TEXT NOT NULL DEFAULT 'BASIC',
+            scanner TEXT,
+            scanner_version TEXT,
+            db_updated_at REAL,
+            requested_at REAL NOT NULL,
+            completed_at REAL,
+            severity_counts TEXT,
+            findings TEXT,
+            os_family TEXT,
+            os_name TEXT,
+            PRIMARY KEY (repository_id, manifest_digest))""",
+        "CREATE INDEX scan_results_db ON scan_results (db_updated_at)",
+    ]),
 ]

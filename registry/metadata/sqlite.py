@@ -23,6 +23,7 @@ from registry.metadata.models import (
     Event, ManifestRecord, MissingReferencesError, Reference, Repository,
 )
 from registry.metadata.rows import MANIFEST_COLUMNS, REPOSITORY_COLUMNS, manifest_row, repository_row
+from registry.metadata.scan_queries import ScanQueries
 from registry.metadata.schema import MIGRATIONS
 
 
@@ -54,7 +55,7 @@ def migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
-class SQLiteMetadataStore(ECRQueries):
+class SQLiteMetadataStore(ECRQueries, ScanQueries):
     """``MetadataStore`` on one SQLite file."""
 
     def __init__(self, path: Path) -> None:

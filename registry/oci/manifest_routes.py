@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA
+from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA, PULL_PROTECTION
 from registry.auth.authorize import authorize
 from registry.images import ImmutableTagError, ManifestDigestMismatchError, put_image
 from registry.metadata.models import Event, ManifestRecord, MissingReferencesError
@@ -50,6 +50,7 @@ async def _resolve(request: web.Request) -> tuple[ManifestRecord, bytes | None]:
         record = await metadata.resolve_tag(repo.id, tag or "")
     if record is None:
         raise _manifest_unknown(request.match_info["reference"])
+    await request.app[PULL_PROTECTION].check(repo, record)
     return record, None
 
 

@@ -1,0 +1,108 @@
+"""ECR's scanning configuration: registry rules, repository filters, what to scan when.
+
+Pure rules plus two small storage helpers; the scanner package does the scanning. Filter
+semantics (ecr-api.md §9.2): a filter without ``*`` matches any repository name containing
+it; with ``*`` (any run of characters) it is anchored at both ends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from registry.metadata.models import Repository
+
+SETTING = "SCANNING_CONFIGURATION"
+SCAN_JOB = "scan.image"
+PUSH_PRIORITY = 10  # scans triggered by a push go ahead of bulk rescans (priority 0)
+RESCAN_PRIORITY = 0
+MANUAL_PRIORITY = 5
+BASIC_INTERVAL = 24 * 3600  # ECR: one basic scan per image per 24 hours
+
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED")
+PULL_PROTECTION_TAG = "berth:block-pulls-at-severity"
+
+
+@dataclass(frozen=True)
+class ScanRule:
+    frequency: str  # SCAN_ON_PUSH | CONTINUOUS_SCAN | MANUAL
+    filters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ScanningConfiguration:
+    scan_type: str = "BASIC"
+    rules: tuple[ScanRule, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scanType": self.scan_type, "rules": [
+            {"scanFrequency": r.frequency,
+             "repositoryFilters": [{"filter": f, "filterType": "WILDCARD"} for f in r.filters]}
+            for r in self.rules]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ScanningConfiguration":
+        return cls(data.get("scanType", "BASIC"), tuple(
+            ScanRule(r["scanFrequency"], tuple(f["filter"] for f in r.get("repositoryFilters", [])))
+            for r in data.get("rules", [])))
+
+
+@lru_cache(maxsize=1024)
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else re.escape(c) for c in pattern))
+
+
+def filter_matches(pattern: str, name: str) -> bool:
+    if "*" not in pattern:
+        return pattern in name
+    return _glob(pattern).fullmatch(name) is not None
+
+
+def repository_frequency(config: ScanningConfiguration,
+                         repo: Repository) -> tuple[str, tuple[str, ...]]:
+    """The effective scan frequency of a repository and the filters that gave it."""
+    matched: dict[str, tuple[str, ...]] = {}
+    for rule in config.rules:
+        hits = tuple(f for f in rule.filters if filter_matches(f, repo.name))
+        if hits:
+            matched[rule.frequency] = hits
+    if config.scan_type == "ENHANCED":
+        for frequency in ("CONTINUOUS_SCAN", "SCAN_ON_PUSH"):  # continuous wins (§9.2)
+            if frequency in matched:
+                return frequency, matched[frequency]
+        return "MANUAL", ()
+    if "SCAN_ON_PUSH" in matched:
+        return "SCAN_ON_PUSH", matched["SCAN_ON_PUSH"]
+    if repo.settings.scan_on_push:  # the deprecated repository-level switch still counts
+        return "SCAN_ON_PUSH", ()
+    return "MANUAL", ()
+
+
+def scans_on_push(config: ScanningConfiguration, repo: Repository) -> bool:
+    return repository_frequency(config, repo)[0] in ("SCAN_ON_PUSH", "CONTINUOUS_SCAN")
+
+
+async def load_configuration(metadata, account: str) -> ScanningConfiguration:
+    text = await metadata.get_setting(account, SETTING)
+    return ScanningConfiguration.from_json(json.loads(text)) if text else ScanningConfiguration()
+
+
+async def save_configuration(metadata, account: str, config: ScanningConfiguration) -> None:
+    await metadata.put_setting(account, SETTING, json.dumps(config.to_json()))
+
+
+def blocking_severity(tags: dict[str, str]) -> str | None:
+    """Harbor-style pull protection, set as a repository tag (TagResource)."""
+    value = tags.get(PULL_PROTECTION_TAG, "").upper()
+    return value if value in SEVERITIES[:4] else None
+
+
+def blocks(threshold: str, counts: dict[str, int]) -> str | None:
+    """The most severe level at or above ``threshold`` that has findings, if any."""
+    for level in SEVERITIES[:SEVERITIES.index(threshold) + 1]:
+        if counts.get(level):
+            return level
+    return None
