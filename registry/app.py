@@ -32,6 +32,7 @@ from registry.middleware import authenticate_v2, observe
 from registry.oci.routes import setup_routes
 from registry.pull_protection import PullProtection
 from registry.storage.filesystem import FilesystemBlobStore
+from scanner import service as scanner_service
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     app.router.add_post("/", api_endpoint, name="api")
     setup_routes(app)
     app.cleanup_ctx.append(_maintenance)
+    # The composition root may know every package: the scan and webhook workers are wired
+    # here so that one factory still builds the whole server.
+    scanner_service.setup(app)
     app.on_cleanup.append(_close_stores)
     return app
 

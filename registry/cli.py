@@ -10,6 +10,8 @@ from typing import Sequence
 from policies.cli import register as register_policy
 from registry.auth.iam_cli import register as register_iam
 from registry.config import Config, ConfigError, load_config
+from scanner.cli import register as register_scanner
+from scanner.webhooks_cli import register as register_webhooks
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -70,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.set_defaults(func=_cmd_gc)
     register_policy(sub)
     register_iam(sub)
+    register_scanner(sub)
+    register_webhooks(sub)
     return parser
 
 

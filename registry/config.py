@@ -90,6 +90,29 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class ScannerConfig:
+    enabled: bool = True
+    trivy_path: str = ""  # empty: the trivy installed next to this Python, else on PATH
+    concurrency: int = 1
+    timeout_seconds: int = 300
+    # The vulnerability DB is an OCI artifact in the default account's registry.
+    db_repository: str = "aquasec/trivy-db"
+    db_tag: str = "2"
+    db_check_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    url: str = ""
+    name: str = ""
+    secret: str = field(default="", repr=False)
+    secret_file: str = ""
+    events: tuple[str, ...] = ("ECR Image Action", "ECR Image Scan")
+    repositories: tuple[str, ...] = ("*",)
+    timeout_seconds: int = 10
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     manifest_max_bytes: int = 4 * 1024 * 1024
     small_blob_cache_bytes: int = 64 * 1024 * 1024
@@ -112,6 +135,8 @@ class Config:
     gc: GCConfig = field(default_factory=GCConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    webhooks: tuple[WebhookConfig, ...] = ()
 
     @property
     def metadata_path(self) -> Path:
@@ -142,6 +167,13 @@ def _convert(value: Any, kind: Any, path: str, problems: list[str]) -> Any:
         return None
     if kind in (Path, "Path"):
         return Path(str(value))
+    if kind == "tuple[str, ...]":
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{path}: expected a list of strings")
+            return None
+        return tuple(value)
     if not isinstance(value, str):
         problems.append(f"{path}: expected a string, got {value!r}")
         return None
@@ -156,6 +188,13 @@ def _build(cls: type, raw: Mapping[str, Any], path: str, problems: list[str]) ->
         f = fields.get(key)
         if f is None:
             problems.append(f"{where}: unknown key")
+            continue
+        if key == "webhooks" and cls is Config:
+            if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+                problems.append(f"{where}: expected a list of tables ([[webhooks]])")
+                continue
+            kwargs[key] = tuple(_build(WebhookConfig, v, f"{where}[{i}].", problems)
+                                for i, v in enumerate(value))
             continue
         if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
             if not isinstance(value, Mapping):
@@ -191,6 +230,24 @@ def _validate(config: Config, problems: list[str]) -> None:
     listen = config.server.listen
     if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}", listen) or not 0 <= int(listen.rsplit(":", 1)[1]) <= 65535:
         problems.append(f"server.listen: expected HOST:PORT, got {listen!r}")
+    for i, hook in enumerate(config.webhooks):
+        if not re.match(r"^https?://", hook.url):
+            problems.append(f"webhooks[{i}].url: expected an http(s) URL")
+        if bool(hook.secret) == bool(hook.secret_file):
+            problems.append(f"webhooks[{i}]: set exactly one of secret and secret_file")
+        if not hook.events or not set(hook.events) <= {"ECR Image Action", "ECR Image Scan"}:
+            problems.append(f"webhooks[{i}].events: a non-empty subset of "
+                            "['ECR Image Action', 'ECR Image Scan']")
+        if not 0 < hook.timeout_seconds <= 60:
+            problems.append(f"webhooks[{i}].timeout_seconds: between 1 and 60")
+        for pattern in hook.repositories:
+            if not re.fullmatch(r"[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*", pattern):
+                problems.append(f"webhooks[{i}].repositories: invalid filter {pattern!r}")
+    names = [hook.name or hook.url for hook in config.webhooks]
+    if len(set(names)) != len(names):
+        problems.append("webhooks: endpoint names (default: the URL) must be unique")
+    if not 1 <= config.scanner.concurrency <= 16:
+        problems.append("scanner.concurrency: between 1 and 16")
     if not 1 <= config.server.workers <= 64:
         problems.append("server.workers: between 1 and 64")
     for name, value in (("gc.grace_seconds", config.gc.grace_seconds),

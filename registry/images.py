@@ -70,11 +70,15 @@ def tag_is_immutable(settings: RepositorySettings, tag: str) -> bool:
 async def put_image(*, metadata: SQLiteMetadataStore, blobs: BlobStore, cache: BlobCache,
                     repository: Repository, body: bytes, content_type: str | None,
                     tags: tuple[str, ...], expected_digest: Digest | None = None,
-                    reject_unchanged: bool = False) -> PushedImage:
+                    reject_unchanged: bool = False, announce: bool = True,
+                    in_transaction=None) -> PushedImage:
     """Store a manifest and its tags atomically.
 
     ``reject_unchanged`` gives ECR PutImage's rule: pushing the same manifest with the same
-    tag (or untagged, when it already exists) is ``ImageAlreadyExistsError``.
+    tag (or untagged, when it already exists) is ``ImageAlreadyExistsError``. ``announce``
+    writes the ``image.pushed`` event (Berth's own SBOM referrers are not announced).
+    ``in_transaction(conn, record)`` runs inside the manifest's transaction (scan on push
+    enqueues its job there, so a push is never stored without its scan).
 
     Raises:
         ManifestInvalid (OCI error) for a malformed manifest, ManifestDigestMismatchError,
@@ -101,9 +105,13 @@ async def put_image(*, metadata: SQLiteMetadataStore, blobs: BlobStore, cache: B
     event = Event("image.pushed", {"account": repository.account, "repository": repository.name,
                                    "digest": str(digest), "tags": list(tags),
                                    "mediaType": parsed.media_type})
+    def publish() -> None:
+        blobs.publish(staged)
+
     try:
-        await metadata.put_manifest(repository.id, record, tags, lambda: blobs.publish(staged),
-                                    [event], check_tag=check_tag)
+        await metadata.put_manifest(repository.id, record, tags, publish,
+                                    [event] if announce else [], check_tag=check_tag,
+                                    extra=in_transaction)
     except BaseException:
         blobs.discard(staged)
         raise

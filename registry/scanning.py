@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from registry.metadata.models import Repository
+from registry.events import enqueue_in
+from registry.metadata.models import ManifestRecord, Repository
+from registry.metadata.scan_queries import mark_scan_requested
+from registry.oci.manifests import INDEX_TYPES
 
 SETTING = "SCANNING_CONFIGURATION"
 SCAN_JOB = "scan.image"
@@ -106,3 +109,32 @@ def blocks(threshold: str, counts: dict[str, int]) -> str | None:
         if counts.get(level):
             return level
     return None
+
+
+IMAGE_CONFIG_TYPES = frozenset({"application/vnd.oci.image.config.v1+json",
+                                "application/vnd.docker.container.image.v1+json"})
+
+
+def is_scannable(record: ManifestRecord) -> bool:
+    """Images and image indexes; artifacts (SBOMs, signatures, …) are not scanned."""
+    if record.media_type in INDEX_TYPES:
+        return record.artifact_type is None
+    return record.artifact_type in IMAGE_CONFIG_TYPES
+
+
+async def push_hook(metadata, repo: Repository):
+    """The in-transaction step that queues a scan for a pushed image when the registry's
+    rules (or the repository's scanOnPush) say so; None when nothing is to be scanned."""
+    config = await load_configuration(metadata, repo.account)
+    if not scans_on_push(config, repo):
+        return None
+
+    def hook(conn, record: ManifestRecord) -> None:
+        if not is_scannable(record):
+            return
+        mark_scan_requested(conn, repo.id, record.digest, config.scan_type)
+        enqueue_in(conn, SCAN_JOB, {"account": repo.account, "repository": repo.name,
+                                    "digest": record.digest, "scanType": config.scan_type,
+                                    "reason": "push"}, priority=PUSH_PRIORITY)
+
+    return hook

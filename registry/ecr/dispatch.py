@@ -15,7 +15,7 @@ from aiohttp import web
 
 from registry.appkeys import AUTHENTICATOR, CONFIG
 from registry.auth.principal import Principal
-from registry.ecr import ops_images, ops_layers, ops_registry, ops_repositories
+from registry.ecr import ops_images, ops_layers, ops_registry, ops_repositories, ops_scanning
 from registry.ecr.call import ECRCall
 from registry.ecr.errors import SerializationException, UnknownOperationException
 from registry.ecr.validate import validator
@@ -27,7 +27,7 @@ MAX_BODY = 32 * 1024 * 1024  # UploadLayerPart carries up to 20 MiB, base64-enco
 Operation = Callable[[ECRCall], Awaitable[dict[str, Any]]]
 OPERATIONS: dict[str, Operation] = {
     **ops_repositories.OPERATIONS, **ops_images.OPERATIONS, **ops_layers.OPERATIONS,
-    **ops_registry.OPERATIONS,
+    **ops_registry.OPERATIONS, **ops_scanning.OPERATIONS,
 }
 
 

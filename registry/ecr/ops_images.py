@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from registry import scanning
 from registry.ecr import shapes
 from registry.ecr.call import ECRCall
 from registry.ecr.errors import (
@@ -55,7 +56,8 @@ async def put_image_op(call: ECRCall) -> dict[str, Any]:
         pushed = await put_image(metadata=call.metadata, blobs=call.blobs, cache=call.cache,
                                  repository=repo, body=body, content_type=media_type,
                                  tags=(tag,) if tag else (), expected_digest=expected,
-                                 reject_unchanged=True)
+                                 reject_unchanged=True,
+                                 in_transaction=await scanning.push_hook(call.metadata, repo))
     except ManifestDigestMismatchError as exc:
         raise ImageDigestDoesNotMatchException(
             f"The specified digest '{exc.expected}' does not match the digest of the manifest "

@@ -10,6 +10,10 @@ PACKAGE_MANAGER = {"os": "OS", "python": "PYTHONPKG", "npm": "NODEPKG", "go": "G
                    "jar": "JAR", "rust": "CARGO"}
 
 
+def _cvss(finding: dict[str, Any]) -> dict[str, Any]:
+    return finding.get("cvss") or {}
+
+
 def _severity(finding: dict[str, Any]) -> str:
     value = (finding.get("severity") or "UNKNOWN").upper()
     return SEVERITY.get(value, value)
@@ -20,10 +24,11 @@ def basic(finding: dict[str, Any]) -> dict[str, Any]:
                   {"key": "package_version", "value": finding.get("installed_version") or "-"}]
     if finding.get("fixed_version"):
         attributes.append({"key": "fixed_in_version", "value": finding["fixed_version"]})
-    if finding.get("cvss_v3_score") is not None:
-        attributes.append({"key": "CVSS3_SCORE", "value": str(finding["cvss_v3_score"])})
-    if finding.get("cvss_v3_vector"):
-        attributes.append({"key": "CVSS3_VECTOR", "value": finding["cvss_v3_vector"]})
+    cvss = _cvss(finding)
+    if cvss.get("v3_score") is not None:
+        attributes.append({"key": "CVSS3_SCORE", "value": str(cvss["v3_score"])})
+    if cvss.get("v3_vector"):
+        attributes.append({"key": "CVSS3_VECTOR", "value": cvss["v3_vector"]})
     shape: dict[str, Any] = {"name": finding["vulnerability_id"], "severity": _severity(finding),
                              "attributes": attributes}
     if finding.get("description"):
@@ -38,11 +43,11 @@ def enhanced(finding: dict[str, Any], *, account: str, region: str, repository: 
     key = f"{repository}|{digest}|{finding['vulnerability_id']}|{finding['package_name']}|" \
           f"{finding.get('package_path') or ''}"
     finding_id = hashlib.sha256(key.encode()).hexdigest()[:32]
+    rating = _cvss(finding)
     cvss = []
-    if finding.get("cvss_v3_score") is not None:
-        cvss.append({"baseScore": finding["cvss_v3_score"],
-                     "scoringVector": finding.get("cvss_v3_vector") or "",
-                     "source": finding.get("cvss_source") or "nvd", "version": "3.1"})
+    if rating.get("v3_score") is not None:
+        cvss.append({"baseScore": rating["v3_score"], "scoringVector": rating.get("v3_vector") or "",
+                     "source": rating.get("source") or "nvd", "version": "3.1"})
     package = {"name": finding["package_name"], "version": finding.get("installed_version") or "",
                "packageManager": PACKAGE_MANAGER.get(finding.get("package_type") or "", "OS")}
     if finding.get("fixed_version"):
@@ -76,8 +81,8 @@ def enhanced(finding: dict[str, Any], *, account: str, region: str, repository: 
             "text": f"Upgrade {finding['package_name']}"
                     + (f" to {finding['fixed_version']}" if finding.get("fixed_version") else ""),
             "url": finding["primary_url"]}}
-    if finding.get("cvss_v3_score") is not None:
-        shape["score"] = finding["cvss_v3_score"]
+    if rating.get("v3_score") is not None:
+        shape["score"] = rating["v3_score"]
     return shape
 
 

@@ -68,6 +68,10 @@ class ECRQueries:
 
         await self.transaction(delete)
 
+    async def get_repository_by_id(self, repository_id: int) -> Repository | None:
+        return repository_row(self._read_one(f"SELECT {REPOSITORY_COLUMNS} FROM repositories "
+                                             "WHERE id = ?", (repository_id,)))
+
     async def describe_repositories(self, account: str, *, after: str | None,
                                     limit: int) -> list[Repository]:
         rows = self._read(f"SELECT {REPOSITORY_COLUMNS} FROM repositories WHERE account = ? "

@@ -45,6 +45,18 @@ def _record(row: tuple[Any, ...] | None) -> ScanRecord | None:
     return ScanRecord(*values)
 
 
+def mark_scan_requested(conn: sqlite3.Connection, repository_id: int, digest: str,
+                        scan_type: str) -> None:
+    """Record a scan as IN_PROGRESS (inside the caller's transaction)."""
+    conn.execute(
+        "INSERT INTO scan_results (repository_id, manifest_digest, status, description, "
+        "scan_type, requested_at) VALUES (?, ?, 'IN_PROGRESS', '', ?, ?) "
+        "ON CONFLICT (repository_id, manifest_digest) DO UPDATE SET "
+        "status = 'IN_PROGRESS', description = '', scan_type = excluded.scan_type, "
+        "requested_at = excluded.requested_at",
+        (repository_id, digest, scan_type, time.time()))
+
+
 class ScanQueries:
     """Mixed into ``SQLiteMetadataStore``."""
 
@@ -70,18 +82,12 @@ class ScanQueries:
         recorded without the work that fulfils it.
         """
         def start(conn: sqlite3.Connection) -> bool:
-            now = time.time()
             row = conn.execute("SELECT requested_at FROM scan_results WHERE repository_id = ? "
                                "AND manifest_digest = ?", (repository_id, digest)).fetchone()
-            if row is not None and min_interval is not None and now - row[0] < min_interval:
+            if row is not None and min_interval is not None and \
+                    time.time() - row[0] < min_interval:
                 return False
-            conn.execute(
-                "INSERT INTO scan_results (repository_id, manifest_digest, status, description, "
-                "scan_type, requested_at) VALUES (?, ?, 'IN_PROGRESS', '', ?, ?) "
-                "ON CONFLICT (repository_id, manifest_digest) DO UPDATE SET "
-                "status = 'IN_PROGRESS', description = '', scan_type = excluded.scan_type, "
-                "requested_at = excluded.requested_at",
-                (repository_id, digest, scan_type, now))
+            mark_scan_requested(conn, repository_id, digest, scan_type)
             enqueue(conn)
             return True
 

@@ -111,4 +111,53 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             PRIMARY KEY (repository_id, manifest_digest))""",
         "CREATE INDEX scan_results_db ON scan_results (db_updated_at)",
     ]),
+    (50, "durable jobs and webhook deliveries", [
+        # Jobs are work (scan an image, deliver a webhook); the outbox keeps facts (an image
+        # was pushed). registry/events.py fans facts out into jobs; see its docstring.
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT 'queued',
+            created_at REAL NOT NULL,
+            available_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_until REAL,
+            done_at REAL,
+            last_error TEXT,
+            source_event INTEGER)""",
+        "CREATE INDEX jobs_ready ON jobs (kind, priority DESC, available_at) WHERE done_at IS NULL",
+        "CREATE INDEX jobs_done ON jobs (done_at) WHERE done_at IS NOT NULL",
+        """CREATE TABLE webhook_deliveries (
+            id TEXT PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            job_id INTEGER,
+            endpoint TEXT NOT NULL,
+            url TEXT NOT NULL,
+            detail_type TEXT NOT NULL,
+            account TEXT,
+            repository TEXT,
+            image_digest TEXT,
+            created_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_attempt_at REAL,
+            last_status_code INTEGER,
+            last_error TEXT,
+            delivered_at REAL)""",
+        "CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at)",
+        "CREATE INDEX webhook_deliveries_job ON webhook_deliveries (job_id)",
+        """CREATE TABLE webhook_attempts (
+            delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            duration_ms REAL,
+            status_code INTEGER,
+            error TEXT,
+            PRIMARY KEY (delivery_id, attempt))""",
+        # Events recorded before any consumer existed describe history, not pending work:
+        # fanning them out now would scan every old image and replay months of webhooks.
+        "UPDATE outbox SET done_at = created_at WHERE done_at IS NULL",
+    ]),
 ]

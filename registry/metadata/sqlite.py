@@ -220,7 +220,9 @@ class SQLiteMetadataStore(ECRQueries, ScanQueries):
     async def put_manifest(self, repository_id: int, manifest: ManifestRecord,
                            tags: Sequence[str], publish: Callable[[], None],
                            events: Sequence[Event],
-                           check_tag: Callable[[str, str | None], None] | None = None) -> None:
+                           check_tag: Callable[[str, str | None], None] | None = None,
+                           extra: Callable[[sqlite3.Connection, ManifestRecord], None] | None
+                           = None) -> None:
         def put(conn: sqlite3.Connection) -> None:
             missing = [ref for ref in manifest.references if not _reference_exists(
                 conn, repository_id, ref)]
@@ -254,6 +256,8 @@ class SQLiteMetadataStore(ECRQueries, ScanQueries):
                 "updated_at = excluded.updated_at",
                 [(repository_id, tag, manifest.digest, now) for tag in tags])
             self._add_events(conn, events)
+            if extra is not None:
+                extra(conn, manifest)
 
         await self.transaction(put)
 

@@ -7,6 +7,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA, PULL_PROTECTION
 from registry.auth.authorize import authorize
+from registry import scanning
 from registry.images import ImmutableTagError, ManifestDigestMismatchError, put_image
 from registry.metadata.models import Event, ManifestRecord, MissingReferencesError
 from registry.oci.context import account_of, existing_repository, push_target, repository_name
@@ -120,7 +121,8 @@ async def put_manifest(request: web.Request) -> web.Response:
             metadata=request.app[METADATA], blobs=request.app[BLOBS],
             cache=request.app[BLOB_CACHE], repository=repo, body=body,
             content_type=request.headers.get("Content-Type"), tags=tuple(tags),
-            expected_digest=url_digest)
+            expected_digest=url_digest,
+            in_transaction=await scanning.push_hook(request.app[METADATA], repo))
     except ManifestDigestMismatchError as exc:
         raise DigestInvalid(str(exc), detail={"digest": str(exc.expected)}) from None
     except MissingReferencesError as exc:

@@ -1,0 +1,129 @@
+"""``berth scanner update-db``: load Trivy's vulnerability DB into Berth.
+
+``--file`` takes a ``db.tar.gz`` (trivy.db + metadata.json, the artifact layer format);
+``--from`` copies the artifact from any OCI registry (e.g. ``ghcr.io/aquasecurity/trivy-db:2``
+or an internal mirror). Either way the DB is validated first, then stored as
+``<db_repository>:<db_tag>`` in the default account, where every scan worker picks it up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from registry.blobcache import BlobCache
+from registry.config import load_config
+from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.storage.filesystem import FilesystemBlobStore
+from scanner.dbsync import publish_db
+from scanner.trivydb import LAYER_MEDIA_TYPE, InvalidDatabase
+
+_REF = re.compile(r"^(?P<host>[^/]+)/(?P<repo>[^:@]+)(?::(?P<tag>[\w][\w.-]{0,127}))?$")
+ACCEPT = "application/vnd.oci.image.manifest.v1+json"
+
+
+class FetchError(RuntimeError):
+    pass
+
+
+async def _get(session: aiohttp.ClientSession, url: str, headers: dict[str, str],
+               auth: aiohttp.BasicAuth | None) -> bytes:
+    async with session.get(url, headers=headers) as response:
+        if response.status == 401 and "Bearer" in response.headers.get("WWW-Authenticate", ""):
+            token = await _bearer(session, response.headers["WWW-Authenticate"], auth)
+            headers = {**headers, "Authorization": f"Bearer {token}"}
+            async with session.get(url, headers=headers) as retry:
+                retry.raise_for_status()
+                return await retry.read()
+        if response.status == 401 and auth is not None:
+            async with session.get(url, headers=headers, auth=auth) as retry:
+                retry.raise_for_status()
+                return await retry.read()
+        response.raise_for_status()
+        return await response.read()
+
+
+async def _bearer(session: aiohttp.ClientSession, challenge: str,
+                  auth: aiohttp.BasicAuth | None) -> str:
+    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    realm = params.pop("realm", "")
+    async with session.get(realm, params=params, auth=auth) as response:
+        response.raise_for_status()
+        body = await response.json(content_type=None)
+    return body.get("token") or body.get("access_token") or ""
+
+
+async def fetch_layer(ref: str, *, insecure: bool, auth: aiohttp.BasicAuth | None) -> bytes:
+    """Download the DB layer of the artifact ``ref`` (host/repository[:tag]).
+
+    Raises:
+        FetchError: the reference is malformed or the artifact has no DB layer.
+    """
+    match = _REF.match(ref)
+    if match is None:
+        raise FetchError(f"not a registry reference: {ref!r}")
+    host, repo, tag = match["host"], match["repo"], match["tag"] or "2"
+    local = host.split(":")[0] in ("localhost", "127.0.0.1", "::1")
+    base = f"{'http' if insecure or local else 'https'}://{host}/v2/{repo}"
+    timeout = aiohttp.ClientTimeout(total=1800, sock_read=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        manifest = json.loads(await _get(session, f"{base}/manifests/{tag}",
+                                         {"Accept": ACCEPT}, auth))
+        layers = [l for l in manifest.get("layers", []) if l.get("mediaType") == LAYER_MEDIA_TYPE]
+        if not layers:
+            raise FetchError(f"{ref} is not a Trivy DB artifact (no {LAYER_MEDIA_TYPE} layer)")
+        return await _get(session, f"{base}/blobs/{layers[0]['digest']}", {}, auth)
+
+
+async def _update(args: argparse.Namespace) -> dict[str, Any]:
+    config = load_config(args.config, overrides={"data_dir": args.data})
+    if args.file:
+        layer = Path(args.file).read_bytes()
+    else:
+        auth = aiohttp.BasicAuth(args.username, args.password or "") if args.username else None
+        layer = await fetch_layer(args.from_ref, insecure=args.insecure, auth=auth)
+    metadata = SQLiteMetadataStore(config.metadata_path)
+    try:
+        digest = await publish_db(metadata=metadata, blobs=FilesystemBlobStore(config.data_dir),
+                                  cache=BlobCache(1024 * 1024), config=config, layer=layer)
+    finally:
+        await metadata.close()
+    return {"manifestDigest": digest,
+            "reference": f"{config.scanner.db_repository}:{config.scanner.db_tag}"}
+
+
+def _cmd_update(args: argparse.Namespace) -> int:
+    try:
+        result = asyncio.run(_update(args))
+    except InvalidDatabase as exc:
+        print(f"berth: invalid vulnerability database: {exc}", file=sys.stderr)
+        return 1
+    except (FetchError, aiohttp.ClientError, OSError) as exc:
+        print(f"berth: cannot load the vulnerability database: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("scanner", help="vulnerability scanning")
+    sub = parser.add_subparsers(dest="scanner_command", required=True)
+    update = sub.add_parser("update-db", help="load Trivy's vulnerability DB into Berth")
+    update.add_argument("--config", metavar="FILE")
+    update.add_argument("--data", metavar="DIR")
+    source = update.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="from_ref", metavar="REF",
+                        help="registry reference, e.g. ghcr.io/aquasecurity/trivy-db:2")
+    source.add_argument("--file", metavar="DB_TAR_GZ", help="a db.tar.gz (trivy.db + metadata.json)")
+    update.add_argument("--insecure", action="store_true", help="plain HTTP to the source")
+    update.add_argument("--username")
+    update.add_argument("--password")
+    update.set_defaults(func=_cmd_update)
+    return parser

@@ -1,0 +1,106 @@
+"""Background work of a Berth server process: the event fan-out, the scan worker, the
+webhook worker and the vulnerability-DB sync. ``setup(app)`` is called by the app factory.
+
+Scans and webhook deliveries run on separate Workers so a burst of deliveries never delays a
+scan (and the reverse); within the scan queue, push-triggered scans outrank rescans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA
+from registry.events import FanOut, Job, JobQueue, RetryableError, RetryPolicy, Worker
+from registry.scanning import SCAN_JOB
+from scanner.dbsync import DatabaseSync
+from scanner.jobs import RetryScan, ScanService
+from scanner.trivy import TrivyScanner
+from scanner.webhooks import (
+    DELIVER_JOB, DeliveryLog, Endpoint, WebhookDeliverer, WebhookSubscriber,
+)
+
+log = logging.getLogger(__name__)
+FANOUT_INTERVAL = 0.5
+PURGE_INTERVAL = 3600.0
+KEEP_SUCCEEDED = 24 * 3600.0
+KEEP_FAILED = 14 * 24 * 3600.0
+
+
+def scanner_dirs(data_dir: Path) -> tuple[Path, Path, Path]:
+    """(shared DB dir, this process's Trivy cache, this process's scratch dir)."""
+    base = data_dir / "scanner"
+    return base / "db", base / "cache" / str(os.getpid()), base / "work"
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_background)
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    metadata = app[METADATA]
+    queue = JobQueue(metadata)
+    endpoints = [Endpoint.from_config(entry) for entry in config.webhooks]
+    fanout = FanOut(queue, [WebhookSubscriber(endpoints, region=config.region)])
+    session = aiohttp.ClientSession()
+    deliverer = WebhookDeliverer(endpoints, DeliveryLog(metadata), session=session)
+    workers = [Worker(queue, {DELIVER_JOB: deliverer}, concurrency=4, lease_seconds=60,
+                      poll_interval=FANOUT_INTERVAL, fanout=fanout,
+                      retry=RetryPolicy(base=1.0, cap=300.0, max_attempts=10))]
+    tasks = []
+    if config.scanner.enabled:
+        shared, cache, work = scanner_dirs(config.data_dir)
+        binary = Path(config.scanner.trivy_path) if config.scanner.trivy_path else None
+        scanner = TrivyScanner(binary, cache_dir=cache, db_dir=shared,
+                               timeout=config.scanner.timeout_seconds)
+        sync = DatabaseSync(metadata, app[BLOBS], config, shared)
+        service = ScanService(metadata, app[BLOBS], app[BLOB_CACHE], scanner, work,
+                              config.region)
+
+        async def scan(job: Job) -> None:
+            await sync.sync()
+            try:
+                await service.run(job.payload)
+            except RetryScan as exc:
+                raise RetryableError(str(exc)) from exc
+
+        workers.append(Worker(queue, {SCAN_JOB: scan}, concurrency=config.scanner.concurrency,
+                              lease_seconds=max(60.0, config.scanner.timeout_seconds * 1.5),
+                              poll_interval=FANOUT_INTERVAL,
+                              retry=RetryPolicy(base=5.0, cap=600.0, max_attempts=5)))
+        tasks.append(asyncio.create_task(_every(sync.sync, config.scanner.db_check_seconds)))
+    tasks += [asyncio.create_task(worker.run()) for worker in workers]
+    deliveries = DeliveryLog(metadata)
+
+    async def purge() -> None:
+        # Finished jobs and deliveries are history: keep a day of successes and two weeks of
+        # failures for inspection (`berth webhooks deliveries`), then let them go.
+        now = time.time()
+        await queue.purge(succeeded_before=now - KEEP_SUCCEEDED, failed_before=now - KEEP_FAILED)
+        await deliveries.purge(before=now - KEEP_FAILED)
+
+    tasks.append(asyncio.create_task(_every(purge, PURGE_INTERVAL)))
+    yield
+    for worker in workers:
+        await worker.stop(grace=5.0)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await session.close()
+
+
+async def _every(job, interval: float) -> None:
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("background task failed", extra={"task": job.__name__})
+        await asyncio.sleep(interval)

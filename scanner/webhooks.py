@@ -1,0 +1,459 @@
+"""Webhooks: registry events as signed JSON POSTs shaped like ECR's EventBridge events.
+
+Flow: an outbox fact ("image.pushed", "image.deleted", "image.scanned") -> ``WebhookSubscriber``
+(in the fan-out transaction) renders the EventBridge event(s) (ecr-api.md §10) once and creates
+one ``webhook.deliver`` job per matching endpoint -> a Worker runs ``WebhookDeliverer`` -> every
+attempt is recorded in ``webhook_deliveries`` / ``webhook_attempts`` (``DeliveryLog``).
+
+Wire contract for receivers::
+
+    POST <url>
+    Content-Type: application/json
+    X-Berth-Event-Id: <EventBridge "id">      same on every retry: deduplicate on it
+    X-Berth-Delivery-Id: <uuid>               one per (event, endpoint)
+    X-Berth-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
+
+Verify like Stripe's scheme (``verify_signature``): recompute the HMAC over the raw body bytes,
+compare in constant time, and reject timestamps older than a tolerance to stop replays. A
+header may carry several ``v1=`` values (secret rotation); any match passes.
+
+Delivery is at-least-once and unordered: 2xx is delivered; 4xx other than 408/429 is
+permanent (the receiver refused this body, resending cannot help); anything else, timeouts and
+network errors are retried with backoff. Redirects are not followed. Secrets never reach the
+database or the logs; endpoints are named, and URLs are stored without userinfo or query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from registry.events import (
+    IMAGE_DELETED, IMAGE_PUSHED, IMAGE_SCANNED, Job, JobSpec, JobState, OutboxEvent,
+    PermanentError, RetryableError,
+)
+
+log = logging.getLogger(__name__)
+
+DELIVER_JOB = "webhook.deliver"
+IMAGE_ACTION = "ECR Image Action"
+IMAGE_SCAN = "ECR Image Scan"
+DETAIL_TYPES = (IMAGE_ACTION, IMAGE_SCAN)
+SIGNATURE_HEADER = "X-Berth-Signature"
+EVENT_ID_HEADER = "X-Berth-Event-Id"
+DELIVERY_ID_HEADER = "X-Berth-Delivery-Id"
+PRIORITY = 0  # webhook jobs run on their own Worker; priority only orders them among themselves
+
+
+@lru_cache(maxsize=1024)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else re.escape(c) for c in pattern))
+
+
+def repository_matches(filters: Sequence[str], name: str) -> bool:
+    """ECR WILDCARD filters: ``*`` is any run of characters, the match is anchored."""
+    return any(_wildcard(f).fullmatch(name) for f in filters)
+
+
+def redact_url(url: str) -> str:
+    """The URL without userinfo, query or fragment: what may be stored and shown."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    url: str = field(repr=False)  # may embed a token; show ``redact_url(url)`` instead
+    secret: str = field(repr=False)
+    events: frozenset[str] = frozenset(DETAIL_TYPES)
+    repositories: tuple[str, ...] = ("*",)
+    timeout: float = 10.0
+
+    def wants(self, detail_type: str, repository: str) -> bool:
+        return detail_type in self.events and repository_matches(self.repositories, repository)
+
+    @classmethod
+    def from_config(cls, entry: Any) -> "Endpoint":
+        """From a ``[[webhooks]]`` config entry (url, name, secret | secret_file, events,
+        repositories, timeout_seconds).
+
+        Raises:
+            ValueError: the secret file cannot be read or is empty.
+        """
+        secret = getattr(entry, "secret", "") or ""
+        secret_file = getattr(entry, "secret_file", "") or ""
+        if secret_file:
+            try:
+                secret = Path(secret_file).read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"webhook secret_file {secret_file}: {exc.strerror}") from None
+        if not secret:
+            raise ValueError(f"webhook {entry.url!r}: empty secret")
+        return cls(name=getattr(entry, "name", "") or redact_url(entry.url), url=entry.url,
+                   secret=secret, events=frozenset(getattr(entry, "events", DETAIL_TYPES)),
+                   repositories=tuple(getattr(entry, "repositories", ("*",))),
+                   timeout=float(getattr(entry, "timeout_seconds", 10.0)))
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def eventbridge_events(event: OutboxEvent, *, region: str,
+                       new_id: Callable[[], str] = lambda: str(uuid.uuid4())
+                       ) -> list[dict[str, Any]]:
+    """The EventBridge events ECR would emit for an outbox fact (ecr-api.md §10).
+
+    A push with several tags is one event per tag, as ECR emits one per PutImage tag; a push
+    by digest only has no ``image-tag``. Facts with no ECR counterpart yield nothing.
+    """
+    p = event.payload
+    account, repository = p["account"], p["repository"]
+
+    def envelope(detail_type: str, resources: list[str], detail: dict[str, Any]) -> dict:
+        return {"version": "0", "id": new_id(), "detail-type": detail_type,
+                "source": "aws.ecr", "account": account, "time": _iso(event.created_at),
+                "region": region, "resources": resources, "detail": detail}
+
+    def action(kind: str, tag: str | None) -> dict[str, Any]:
+        detail = {"result": "SUCCESS", "repository-name": repository}
+        if p.get("digest"):
+            detail["image-digest"] = p["digest"]
+        detail["action-type"] = kind
+        if tag:
+            detail["image-tag"] = tag
+        return envelope(IMAGE_ACTION, [], detail)
+
+    if event.kind == IMAGE_PUSHED:
+        return [action("PUSH", tag) for tag in (p.get("tags") or [None])]
+    if event.kind == IMAGE_DELETED:
+        return [action("DELETE", p.get("tag"))]
+    if event.kind == IMAGE_SCANNED:
+        detail: dict[str, Any] = {"scan-status": p["status"], "repository-name": repository}
+        if p["status"] == "COMPLETE":
+            detail["finding-severity-counts"] = {
+                k: v for k, v in (p.get("severityCounts") or {}).items() if v}
+        detail["image-digest"] = p["digest"]
+        detail["image-tags"] = list(p.get("tags") or [])
+        arn = f"arn:aws:ecr:{region}:{account}:repository/{repository}"
+        return [envelope(IMAGE_SCAN, [arn], detail)]
+    return []
+
+
+class WebhookSubscriber:
+    """Fan-out subscriber: one ``webhook.deliver`` job per (EventBridge event, endpoint).
+
+    The body is rendered here, once, so every retry sends the same bytes and event id.
+    """
+
+    def __init__(self, endpoints: Iterable[Endpoint], *, region: str) -> None:
+        self.endpoints = tuple(endpoints)
+        self.region = region
+
+    def __call__(self, event: OutboxEvent) -> list[JobSpec]:
+        if not self.endpoints:
+            return []
+        jobs = []
+        for rendered in eventbridge_events(event, region=self.region):
+            repository = rendered["detail"]["repository-name"]
+            for endpoint in self.endpoints:
+                if endpoint.wants(rendered["detail-type"], repository):
+                    jobs.append(JobSpec(DELIVER_JOB, {"delivery": str(uuid.uuid4()),
+                                                      "endpoint": endpoint.name,
+                                                      "event": rendered}, PRIORITY))
+        return jobs
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The ``X-Berth-Signature`` value for ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, *, tolerance: float = 300.0,
+                     now: float | None = None) -> bool:
+    """True when ``header`` signs ``body`` with ``secret`` and its timestamp is within
+    ``tolerance`` seconds of ``now``. Malformed headers are simply not valid."""
+    stamp, signatures = None, []
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t" and value.isdigit():
+            stamp = int(value)
+        elif key == "v1":
+            signatures.append(value)
+    if stamp is None or not signatures:
+        return False
+    if abs((time.time() if now is None else now) - stamp) > tolerance:
+        return False
+    expected = sign(secret, body, stamp).rpartition("v1=")[2]
+    return any(hmac.compare_digest(expected, s) for s in signatures)
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    PERMANENT = "permanent"
+
+
+def classify(status: int | None) -> Outcome:
+    """What an HTTP answer means for the delivery; ``None`` is a network error or timeout."""
+    if status is not None and 200 <= status < 300:
+        return Outcome.DELIVERED
+    if status is not None and 400 <= status < 500 and status not in (408, 429):
+        return Outcome.PERMANENT
+    return Outcome.RETRY
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # the HTTP-date form is rare for webhooks; backoff covers it
+
+
+class DeliveryStatus(str, enum.Enum):
+    PENDING = "PENDING"  # queued, never attempted
+    SENDING = "SENDING"  # a worker holds it now
+    RETRYING = "RETRYING"  # attempted, waiting for the next attempt
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"  # refused, endpoint gone, or attempts exhausted
+
+
+def delivery_status(delivered: bool, job_state: str | None, attempts: int) -> DeliveryStatus:
+    """Derived, not stored: the job row is the single source of truth while it exists, and
+    only finished jobs are purged (so a missing job that never delivered has failed)."""
+    if delivered:
+        return DeliveryStatus.DELIVERED
+    if job_state in (None, JobState.FAILED.value, JobState.SUCCEEDED.value):
+        return DeliveryStatus.FAILED
+    if job_state == JobState.LEASED.value:
+        return DeliveryStatus.SENDING
+    return DeliveryStatus.RETRYING if attempts else DeliveryStatus.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    number: int  # the job's claim count: a gap means a worker died mid-attempt
+    started_at: float
+    duration_ms: float | None
+    status_code: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    event_id: str
+    endpoint: str
+    url: str  # redacted; empty until the first attempt
+    detail_type: str
+    repository: str | None
+    image_digest: str | None
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: float
+    last_attempt_at: float | None
+    next_attempt_at: float | None
+    delivered_at: float | None
+    history: tuple[Attempt, ...] = ()
+
+
+_DELIVERY_COLUMNS = ("d.id, d.event_id, d.endpoint, d.url, d.detail_type, d.repository, "
+                     "d.image_digest, d.attempts, d.last_status_code, d.last_error, "
+                     "d.created_at, d.last_attempt_at, d.delivered_at, j.state, j.available_at, "
+                     "j.last_error")
+
+
+class DeliveryLog:
+    """Every delivery attempt, in the metadata database (tables of schema migration 50)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    async def record(self, job: Job, *, url: str, status: int | None, error: str | None,
+                     now: float, duration_ms: float, delivered: bool = False) -> None:
+        """Record one attempt of the delivery ``job`` carries (idempotent per attempt)."""
+        event = job.payload["event"]
+        detail = event.get("detail", {})
+        delivery = job.payload["delivery"]
+
+        def write(conn) -> None:
+            conn.execute(
+                "INSERT INTO webhook_deliveries (id, event_id, job_id, endpoint, url, "
+                "detail_type, account, repository, image_digest, created_at, last_attempt_at, "
+                "last_status_code, last_error, delivered_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "url = excluded.url, last_attempt_at = excluded.last_attempt_at, "
+                "last_status_code = excluded.last_status_code, last_error = excluded.last_error, "
+                "delivered_at = COALESCE(webhook_deliveries.delivered_at, excluded.delivered_at)",
+                (delivery, event["id"], job.id, job.payload["endpoint"], url,
+                 event["detail-type"], event.get("account"), detail.get("repository-name"),
+                 detail.get("image-digest"), job.created_at, now, status, error,
+                 now if delivered else None))
+            conn.execute(
+                "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, "
+                "status_code, error) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, attempt) "
+                "DO UPDATE SET started_at = excluded.started_at, status_code = "
+                "excluded.status_code, error = excluded.error, duration_ms = excluded.duration_ms",
+                (delivery, job.attempts, now, duration_ms, status, error))
+            # Counted, not incremented, so recording an attempt twice counts it once.
+            conn.execute("UPDATE webhook_deliveries SET attempts = (SELECT count(*) FROM "
+                         "webhook_attempts WHERE delivery_id = ?) WHERE id = ?",
+                         (delivery, delivery))
+
+        await self.store.transaction(write)
+
+    async def recent(self, *, limit: int = 50, history: bool = False) -> list[Delivery]:
+        """The most recent deliveries, newest first, queued ones included."""
+        return await self.store.transaction(lambda conn: self._list(conn, limit, history))
+
+    def _list(self, conn, limit: int, history: bool) -> list[Delivery]:
+        found = []
+        for r in conn.execute(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d LEFT JOIN "
+                              "jobs j ON j.id = d.job_id ORDER BY d.created_at DESC, d.id "
+                              "LIMIT ?", (limit,)):
+            status = delivery_status(r[12] is not None, r[13], r[7])
+            found.append(Delivery(
+                id=r[0], event_id=r[1], endpoint=r[2], url=r[3], detail_type=r[4],
+                repository=r[5], image_digest=r[6], status=status, attempts=r[7],
+                last_status_code=r[8],
+                last_error=r[9] or (r[15] if status is DeliveryStatus.FAILED else None),
+                created_at=r[10], last_attempt_at=r[11], delivered_at=r[12],
+                next_attempt_at=r[14] if r[13] == JobState.QUEUED.value else None))
+        for job_id, payload, created_at, available_at, state in conn.execute(
+                "SELECT id, payload, created_at, available_at, state FROM jobs WHERE kind = ? "
+                "AND done_at IS NULL AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d "
+                "WHERE d.job_id = jobs.id) ORDER BY created_at DESC LIMIT ?",
+                (DELIVER_JOB, limit)):
+            p = json.loads(payload)
+            detail = p["event"].get("detail", {})
+            found.append(Delivery(
+                p["delivery"], p["event"]["id"], p["endpoint"], "", p["event"]["detail-type"],
+                detail.get("repository-name"), detail.get("image-digest"),
+                delivery_status(False, state, 0), 0, None, None, created_at, None,
+                available_at if state == JobState.QUEUED.value else None, None))
+        found.sort(key=lambda d: d.created_at, reverse=True)
+        found = found[:limit]
+        if history:
+            found = [self._with_history(conn, d) for d in found]
+        return found
+
+    @staticmethod
+    def _with_history(conn, delivery: Delivery) -> Delivery:
+        rows = conn.execute("SELECT attempt, started_at, duration_ms, status_code, error FROM "
+                            "webhook_attempts WHERE delivery_id = ? ORDER BY attempt",
+                            (delivery.id,)).fetchall()
+        return dataclasses.replace(delivery, history=tuple(Attempt(*r) for r in rows))
+
+    async def purge(self, *, before: float) -> int:
+        """Forget deliveries created before ``before`` that are finished."""
+        return await self.store.transaction(lambda conn: conn.execute(
+            "DELETE FROM webhook_deliveries WHERE created_at < ? AND (delivered_at IS NOT NULL "
+            "OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = webhook_deliveries.job_id "
+            "AND j.done_at IS NULL))", (before,)).rowcount)
+
+
+class WebhookDeliverer:
+    """The ``webhook.deliver`` job handler.
+
+    Endpoints (with their secrets) come from the current configuration, looked up by name; a
+    job for an endpoint no longer configured fails permanently.
+
+    Raises:
+        ValueError: (constructor) two endpoints share a name.
+    """
+
+    def __init__(self, endpoints: Iterable[Endpoint], deliveries: DeliveryLog, *,
+                 session: aiohttp.ClientSession,
+                 clock: Callable[[], float] = time.time) -> None:
+        listed = tuple(endpoints)
+        self.endpoints = {e.name: e for e in listed}
+        if len(self.endpoints) != len(listed):
+            raise ValueError("webhook endpoint names must be unique")
+        self.deliveries = deliveries
+        self.session = session
+        self.clock = clock
+
+    async def __call__(self, job: Job) -> None:
+        """Raises:
+            PermanentError: refused (4xx but 408/429) or the endpoint is gone.
+            RetryableError: 408, 429, 5xx, 3xx, timeout or network error.
+        """
+        endpoint = self.endpoints.get(job.payload["endpoint"])
+        if endpoint is None:
+            await self.deliveries.record(job, url="", status=None, now=self.clock(),
+                                         duration_ms=0.0, error="endpoint not configured")
+            raise PermanentError("endpoint not configured")
+        status, error, retry_after, duration_ms, now = await self._post(endpoint, job)
+        outcome = classify(status)
+        await self.deliveries.record(job, url=redact_url(endpoint.url), status=status, now=now,
+                                     duration_ms=duration_ms, error=error,
+                                     delivered=outcome is Outcome.DELIVERED)
+        if outcome is Outcome.DELIVERED:
+            return
+        reason = error or f"HTTP {status}"
+        if outcome is Outcome.PERMANENT:
+            raise PermanentError(reason)
+        raise RetryableError(reason, retry_after=retry_after)
+
+    async def _post(self, endpoint: Endpoint, job: Job
+                    ) -> tuple[int | None, str | None, float | None, float, float]:
+        event = job.payload["event"]
+        body = encode(event)
+        now = self.clock()
+        headers = {"Content-Type": "application/json", "User-Agent": "Berth-Webhooks/1",
+                   EVENT_ID_HEADER: event["id"], DELIVERY_ID_HEADER: job.payload["delivery"],
+                   SIGNATURE_HEADER: sign(endpoint.secret, body, int(now))}
+        started = time.monotonic()
+        status = error = retry_after = None
+        try:
+            async with self.session.post(
+                    endpoint.url, data=body, headers=headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=endpoint.timeout)) as response:
+                status = response.status
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                await response.content.read(64 * 1024)  # drain a little; bodies are ignored
+        except asyncio.TimeoutError:
+            error = f"timeout after {endpoint.timeout:g}s"
+        except aiohttp.ClientError as exc:
+            # Only the class and the OS error: some ClientErrors' text embeds the URL, and a
+            # URL may carry a token.
+            os_error = getattr(exc, "os_error", None)
+            error = type(exc).__name__ + (f": {os_error}" if os_error else "")
+        duration_ms = (time.monotonic() - started) * 1000
+        log.info("webhook attempt", extra={"endpoint": endpoint.name, "job": job.id,
+                                           "attempt": job.attempts, "status": status,
+                                           "error": error, "duration_ms": round(duration_ms, 1)})
+        return status, error, retry_after, duration_ms, now
+
+
+__all__ = ["DELIVER_JOB", "DETAIL_TYPES", "IMAGE_ACTION", "IMAGE_SCAN", "Attempt", "Delivery",
+           "DeliveryLog", "DeliveryStatus", "Endpoint", "Outcome", "WebhookDeliverer",
+           "WebhookSubscriber", "classify", "eventbridge_events", "redact_url",
+           "repository_matches", "sign", "verify_signature"]
