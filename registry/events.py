@@ -248,6 +248,23 @@ class JobQueue:
         return await self._move(job, "release", "available_at = ?, attempts = attempts - 1, "
                                 "lease_owner = NULL, lease_until = NULL", (self.clock(),))
 
+    async def expire_dead_leases(self, host: str, alive: Callable[[int], bool]) -> int:
+        """End the leases held by processes of ``host`` that no longer run (a server killed
+        mid-job and restarted), so their jobs replay now instead of when the lease runs out.
+        Owners are ``host:pid:…``; return how many leases were ended."""
+        def expire(conn: sqlite3.Connection) -> int:
+            now = self.clock()
+            rows = conn.execute("SELECT id, lease_owner FROM jobs WHERE state = 'leased' "
+                                "AND lease_owner LIKE ?", (f"{host}:%",)).fetchall()
+            dead = [job_id for job_id, owner in rows
+                    if owner.split(":")[1].isdigit() and not alive(int(owner.split(":")[1]))]
+            for job_id in dead:
+                conn.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'leased'",
+                             (now - 1, job_id))
+            return len(dead)
+
+        return await self.store.transaction(expire)
+
     async def extend_lease(self, job: Job, *, now: float | None = None) -> bool:
         """Renew the lease of a job ``claim`` returned for another ``job.lease_seconds``;
         False if it was lost."""

@@ -22,6 +22,9 @@ class PullProtection:
         self.metadata = metadata
         self._thresholds: dict[int, tuple[float, str | None]] = {}
 
+    def invalidate(self) -> None:
+        self._thresholds.clear()
+
     async def threshold(self, repo: Repository) -> str | None:
         entry = self._thresholds.get(repo.id)
         now = time.monotonic()

@@ -117,7 +117,11 @@ class ScanService:
         else:
             status, description = statuses[0], reports[0][1].description
         first = reports[0][1] if reports else None
-        counts = severity_counts(list(findings.values())) if status == ScanStatus.COMPLETE else {}
+        counts = {}
+        if status == ScanStatus.COMPLETE:
+            # ECR's severity names: Trivy's UNKNOWN is ECR's UNDEFINED; zero counts omitted.
+            counts = {("UNDEFINED" if level == "UNKNOWN" else level): count for level, count
+                      in severity_counts(list(findings.values())).items() if count}
         db_time = first.db_updated_at.timestamp() if first and first.db_updated_at else None
         tags = await self.metadata.tags_for(repo.id, record.digest)
         event = Event(IMAGE_SCANNED, {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 from typing import AsyncIterator
@@ -48,6 +49,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     metadata = app[METADATA]
     queue = JobQueue(metadata)
+    # A restart after a crash: jobs the dead process held replay now, not after the lease.
+    replayed = await queue.expire_dead_leases(socket.gethostname(), _alive)
+    if replayed:
+        log.info("replaying jobs of a stopped process", extra={"count": replayed})
     endpoints = [Endpoint.from_config(entry) for entry in config.webhooks]
     fanout = FanOut(queue, [WebhookSubscriber(endpoints, region=config.region)])
     session = aiohttp.ClientSession()
@@ -95,6 +100,16 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await session.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def _every(job, interval: float) -> None:

@@ -18,6 +18,7 @@ packages only: vulnerabilities go stale when the DB changes; the packages of an 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -221,7 +222,8 @@ class TrivyScanner:
         calling task is cancelled, so no scan outlives its worker.
 
         Raises:
-            ScanError: retryable=True on the hard timeout or a failure to start the process.
+            ScanError: retryable=True on the hard timeout or a transient failure to start
+                the process (EAGAIN, ENOMEM); retryable=False when the binary cannot run.
         """
         assert self.binary is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRIVY_")}
@@ -230,8 +232,9 @@ class TrivyScanner:
                 str(self.binary), *args, cwd=cwd, env=env | OFFLINE_ENV,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, start_new_session=True)
-        except OSError as exc:
-            raise ScanError(f"cannot start trivy: {exc}", retryable=True) from None
+        except OSError as exc:  # out of processes or memory may pass; a bad binary won't
+            raise ScanError(f"cannot start trivy: {exc}",
+                            retryable=exc.errno in (errno.EAGAIN, errno.ENOMEM)) from None
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except asyncio.TimeoutError:

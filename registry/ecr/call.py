@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from registry.appkeys import AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, METADATA
+from registry.appkeys import AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, METADATA, PULL_PROTECTION
 from registry.auth.authorize import AccessRequest, check, repository_arn
 from registry.auth.principal import Principal
 from registry.ecr.errors import AccessDeniedException, RepositoryNotFoundException
@@ -95,6 +95,7 @@ class ECRCall:
         invalidate = getattr(self.app[AUTHORIZER], "invalidate", None)
         if invalidate is not None:
             invalidate()
+        self.app[PULL_PROTECTION].invalidate()
 
     async def repository(self, name: str) -> Repository:
         """Raises: RepositoryNotFoundException."""
