@@ -28,13 +28,14 @@ from registry.oci.manifests import IMAGE_TYPES, OCI_MANIFEST
 from registry.storage.base import BlobStore
 from scanner.base import Scanner, ScanError, ScanReport, ScanStatus, ScanTarget
 from scanner.findings import Finding, severity_counts
-from scanner.layout import materialize_layout
+from scanner.layout import LayoutError, NotAnImage, materialize_layout
 
 log = logging.getLogger(__name__)
 
 SBOM_TYPE = "application/vnd.cyclonedx+json"
 EMPTY_CONFIG = b"{}"
 EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+GENERATOR = "dev.berth.sbom.generator"  # marks the SBOM referrers Berth itself publishes
 
 
 class RetryScan(Exception):
@@ -95,11 +96,17 @@ class ScanService:
         except ScanError as exc:
             if exc.retryable:
                 raise RetryScan(str(exc)) from exc
-            report = ScanReport(ScanStatus.FAILED, str(exc), (), None, None, None,
-                                self.scanner.name, "")
+            report = self._outcome(ScanStatus.FAILED, str(exc))
+        except NotAnImage as exc:
+            report = self._outcome(ScanStatus.UNSUPPORTED_IMAGE, f"UnsupportedImageError: {exc}")
+        except LayoutError as exc:
+            report = self._outcome(ScanStatus.FAILED, f"the image cannot be read: {exc}")
         finally:
             shutil.rmtree(layout, ignore_errors=True)
         return record, report
+
+    def _outcome(self, status: ScanStatus, description: str) -> ScanReport:
+        return ScanReport(status, description, (), None, None, None, self.scanner.name, "")
 
     async def _store(self, repo: Repository, record: ManifestRecord,
                      reports: list[tuple[ManifestRecord, ScanReport]]) -> None:
@@ -158,9 +165,14 @@ class ScanService:
             "subject": {"mediaType": subject.media_type, "digest": subject.digest,
                         "size": subject.size},
             "annotations": {"org.opencontainers.image.created": created,
-                            "dev.berth.sbom.generator":
+                            GENERATOR:
                                 f"{report.scanner_name} {report.scanner_version}".strip()}}
         body = json.dumps(manifest, separators=(",", ":")).encode()
+        # Each scan's SBOM differs (serial number, timestamp): replace Berth's previous one
+        # instead of piling up a referrer per rescan.
+        for old in await self.metadata.list_referrers(repo.id, subject.digest, SBOM_TYPE):
+            if GENERATOR in (old.annotations or {}):
+                await self.metadata.delete_manifest(repo.id, old.digest, [])
         await put_image(metadata=self.metadata, blobs=self.blobs, cache=self.cache,
                         repository=repo, body=body, content_type=OCI_MANIFEST, tags=(),
                         announce=False)

@@ -8,12 +8,13 @@ scan (and the reverse); within the scan queue, push-triggered scans outrank resc
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import socket
 import time
 from pathlib import Path
-from typing import AsyncIterator
+from typing import IO, AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -35,10 +36,24 @@ KEEP_SUCCEEDED = 24 * 3600.0
 KEEP_FAILED = 14 * 24 * 3600.0
 
 
-def scanner_dirs(data_dir: Path) -> tuple[Path, Path, Path]:
-    """(shared DB dir, this process's Trivy cache, this process's scratch dir)."""
+def scanner_dirs(data_dir: Path) -> tuple[Path, Path, Path, IO[str]]:
+    """(shared DB dir, a Trivy cache slot this process holds, scratch dir, the slot's lock).
+
+    Trivy's cache is single-writer, so each worker process takes a numbered slot, held by an
+    flock for the process's life: slots are reused across restarts instead of a cache per
+    PID piling up."""
     base = data_dir / "scanner"
-    return base / "db", base / "cache" / str(os.getpid()), base / "work"
+    slots = base / "cache"
+    slots.mkdir(parents=True, exist_ok=True)
+    for index in range(256):
+        handle = open(slots / f"slot-{index}.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return base / "db", slots / f"slot-{index}", base / "work", handle
+    raise RuntimeError("no free scanner cache slot")
 
 
 def setup(app: web.Application) -> None:
@@ -61,8 +76,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
                       poll_interval=FANOUT_INTERVAL, fanout=fanout,
                       retry=RetryPolicy(base=1.0, cap=300.0, max_attempts=10))]
     tasks = []
+    slot_lock = None
     if config.scanner.enabled:
-        shared, cache, work = scanner_dirs(config.data_dir)
+        shared, cache, work, slot_lock = scanner_dirs(config.data_dir)
         binary = Path(config.scanner.trivy_path) if config.scanner.trivy_path else None
         scanner = TrivyScanner(binary, cache_dir=cache, db_dir=shared,
                                timeout=config.scanner.timeout_seconds)
@@ -100,6 +116,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await session.close()
+    if slot_lock is not None:
+        slot_lock.close()
 
 
 def _alive(pid: int) -> bool:

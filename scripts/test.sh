@@ -8,7 +8,8 @@
 # Debian packages are installed only when missing (apt-get update only then too): docker.io
 # (the engine docker pushes/pulls/runs with), skopeo, busybox-static (the static binary the
 # test images are built from), docker-registry (CNCF Distribution, the reference peer for
-# bench/ and BERTH_TEST_REGISTRY=distribution), wrk (bench/), ca-certificates.
+# bench/ and BERTH_TEST_REGISTRY=distribution), wrk (bench/), ca-certificates, mmdebstrap
+# (real Debian bookworm images for the scanner tests, built from Debian's apt repository).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +18,7 @@ cd "$repo_root"
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-packages=(docker.io skopeo busybox-static docker-registry wrk ca-certificates)
+packages=(docker.io skopeo busybox-static docker-registry wrk ca-certificates mmdebstrap)
 missing=()
 for pkg in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -43,7 +44,9 @@ if ((${#missing[@]})); then
 fi
 
 # --- Python test dependencies ----------------------------------------------------------------
-log "installing berth with its test extras"
+log "installing Trivy (hash-pinned) and berth with its test extras"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --only-binary=:all: --require-hashes -r "${repo_root}/requirements-scanner.txt"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     -e "${repo_root}[test]"
 

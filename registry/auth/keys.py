@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from registry.storage.syncio import fsync_dir
+
 MASTER_KEY_FILE = "master.key"
 MASTER_KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -75,7 +77,7 @@ def _create(directory: Path, path: Path) -> None:
             os.link(tmp, path)
         except FileExistsError:
             return  # another process won; _read returns its key
-        _fsync_dir(directory)
+        fsync_dir(directory)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -98,14 +100,6 @@ def _read(path: Path) -> bytes:
         raise MasterKeyError(f"{path}: master key must be exactly {MASTER_KEY_BYTES} bytes, "
                              f"found {len(key)}")
     return key
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def derive_key(master_key: bytes, purpose: str, *, length: int = 32) -> bytes:

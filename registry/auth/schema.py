@@ -12,7 +12,8 @@ base64 text of ``SecretBox`` output (TEXT is portable; BLOB and BYTEA are not).
 from __future__ import annotations
 
 import sqlite3
-import time
+
+from registry.metadata.sqlite import migrate
 
 AUTH_MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (100, "identities: accounts, users, access keys, inline user policies", [
@@ -44,25 +45,6 @@ AUTH_MIGRATIONS: list[tuple[int, str, list[str]]] = [
 
 
 def ensure_auth_schema(conn: sqlite3.Connection) -> None:
-    """Apply the ``AUTH_MIGRATIONS`` not yet recorded in ``schema_migrations``.
-
-    Runs in one ``BEGIN IMMEDIATE`` transaction, so concurrent processes apply each migration
-    once. ``conn`` must be in autocommit mode (``isolation_level=None``), as
-    ``registry.metadata.sqlite.connect`` opens it.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, name, statements in AUTH_MIGRATIONS:
-            if version in done:
-                continue
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                         (version, name, time.time()))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    """Apply the ``AUTH_MIGRATIONS`` not yet recorded in ``schema_migrations`` (with the
+    metadata store's migration runner, so both record versions in one table)."""
+    migrate(conn, AUTH_MIGRATIONS)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.ecr import shapes
+from registry.ecr.errors import ImageNotFoundException
 from registry.metadata.models import ManifestRecord, Repository
 from registry.oci.digests import is_digest
 
@@ -53,3 +54,26 @@ def image_not_found_message(image_id: dict[str, Any], repo: Repository) -> str:
     return (f"The image with imageId {{imageDigest:'{digest or 'null'}', "
             f"imageTag:'{tag or 'null'}'}} does not exist within the repository with name "
             f"'{repo.name}' in the registry with id '{repo.account}'")
+
+
+async def require_image(call, repo: Repository, image_id: dict[str, Any]) -> Resolved:
+    """Resolve an ImageIdentifier the operation cannot do without.
+
+    Raises: ImageNotFoundException with ECR's message.
+    """
+    found = await resolve(call.metadata, repo, image_id)
+    if found.record is None:
+        raise ImageNotFoundException(image_not_found_message(image_id, repo))
+    return found
+
+
+async def resolve_all(call, repo: Repository, image_ids: list[dict[str, Any]],
+                      failures: list[dict[str, Any]]):
+    """Yield (image id, resolved) for each identifier that names an image; the others go to
+    ``failures`` as ECR's batch operations report them."""
+    for image_id in image_ids:
+        found = await resolve(call.metadata, repo, image_id)
+        if found.failure:
+            failures.append(found.failure)
+            continue
+        yield image_id, found

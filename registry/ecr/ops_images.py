@@ -9,11 +9,11 @@ from registry import scanning
 from registry.ecr import shapes
 from registry.ecr.call import ECRCall
 from registry.ecr.errors import (
-    ImageAlreadyExistsException, ImageDigestDoesNotMatchException, ImageNotFoundException,
+    ImageAlreadyExistsException, ImageDigestDoesNotMatchException,
     ImageTagAlreadyExistsException, InvalidParameterException, LayersNotFoundException,
     ReferencedImagesNotFoundException, invalid_parameter,
 )
-from registry.ecr.images_common import image_not_found_message, resolve
+from registry.ecr.images_common import require_image, resolve_all
 from registry.ecr.pagination import page
 from registry.ecr.scan_shapes import nonzero
 from registry.images import (
@@ -90,12 +90,9 @@ async def batch_get_image(call: ECRCall) -> dict[str, Any]:
     name = call.params["repositoryName"]
     await call.authorize("ecr:BatchGetImage", name)
     repo = await call.repository(name)
-    images, failures = [], []
-    for image_id in call.params["imageIds"]:
-        found = await resolve(call.metadata, repo, image_id)
-        if found.failure:
-            failures.append(found.failure)
-            continue
+    images: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    async for _, found in resolve_all(call, repo, call.params["imageIds"], failures):
         record = found.record
         assert record is not None
         body = call.cache.get(record.digest) or await call.blobs.read_bytes(
@@ -112,12 +109,9 @@ async def batch_delete_image(call: ECRCall) -> dict[str, Any]:
     name = call.params["repositoryName"]
     await call.authorize("ecr:BatchDeleteImage", name)
     repo = await call.repository(name)
-    deleted, failures = [], []
-    for image_id in call.params["imageIds"]:
-        found = await resolve(call.metadata, repo, image_id)
-        if found.failure:
-            failures.append(found.failure)
-            continue
+    deleted: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    async for image_id, found in resolve_all(call, repo, call.params["imageIds"], failures):
         record = found.record
         assert record is not None
         event = Event("image.deleted", {"account": repo.account, "repository": name,
@@ -205,12 +199,8 @@ async def describe_images(call: ECRCall) -> dict[str, Any]:
             raise InvalidParameterException("nextToken and maxResults cannot be used with "
                                             "imageIds")
         by_digest = {i.manifest.digest: i for i in images}
-        selected = []
-        for image_id in p["imageIds"]:
-            found = await resolve(call.metadata, repo, image_id)
-            if found.failure is not None or found.record is None:
-                raise ImageNotFoundException(image_not_found_message(image_id, repo))
-            selected.append(by_digest[found.record.digest])
+        selected = [by_digest[(await require_image(call, repo, image_id)).record.digest]
+                    for image_id in p["imageIds"]]
         scans = await call.metadata.scan_summaries(repo.id)
         return {"imageDetails": [await _detail(call, repo, i, scans) for i in selected]}
     status = _tag_status(p)

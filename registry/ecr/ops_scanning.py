@@ -10,10 +10,10 @@ from registry import scanning
 from registry.ecr import scan_shapes, shapes
 from registry.ecr.call import ECRCall
 from registry.ecr.errors import (
-    ImageNotFoundException, InvalidParameterException, LimitExceededException,
+    InvalidParameterException, LimitExceededException,
     ScanNotFoundException, ValidationException,
 )
-from registry.ecr.images_common import image_not_found_message, resolve
+from registry.ecr.images_common import require_image
 from registry.ecr.pagination import page
 from registry.events import enqueue_in
 
@@ -68,10 +68,7 @@ async def start_image_scan(call: ECRCall) -> dict[str, Any]:
     name = call.params["repositoryName"]
     await call.authorize("ecr:StartImageScan", name)
     repo = await call.repository(name)
-    image_id = call.params["imageId"]
-    found = await resolve(call.metadata, repo, image_id)
-    if found.record is None:
-        raise ImageNotFoundException(image_not_found_message(image_id, repo))
+    found = await require_image(call, repo, call.params["imageId"])
     digest = found.record.digest
     config = await scanning.load_configuration(call.metadata, call.account)
     payload = {"account": repo.account, "repository": name, "digest": digest,
@@ -93,10 +90,7 @@ async def describe_image_scan_findings(call: ECRCall) -> dict[str, Any]:
     name = call.params["repositoryName"]
     await call.authorize("ecr:DescribeImageScanFindings", name)
     repo = await call.repository(name)
-    image_id = call.params["imageId"]
-    found = await resolve(call.metadata, repo, image_id)
-    if found.record is None:
-        raise ImageNotFoundException(image_not_found_message(image_id, repo))
+    found = await require_image(call, repo, call.params["imageId"])
     digest = found.record.digest
     scan = await call.metadata.get_scan(repo.id, digest)
     if scan is None:

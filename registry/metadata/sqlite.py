@@ -36,13 +36,15 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def migrate(conn: sqlite3.Connection, migrations=None) -> None:
+    """Apply the migrations not yet recorded in ``schema_migrations``, in one ``BEGIN
+    IMMEDIATE`` transaction so concurrent processes apply each exactly once."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                      "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, name, statements in MIGRATIONS:
+        for version, name, statements in (MIGRATIONS if migrations is None else migrations):
             if version in done:
                 continue
             for statement in statements:
