@@ -204,3 +204,56 @@ def test_server_killed_mid_scan_finishes_after_restart(scan_env, name):
         WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     findings = ecr.describe_image_scan_findings(repositoryName=name, imageId={"imageTag": "v1"})
     assert len(findings["imageScanFindings"]["findings"]) == len(fixtures.WHEEL_FINDINGS)
+
+
+def test_enhanced_findings_and_rescan_when_the_db_changes(scan_env, name, tmp_path):
+    auth_server, _, _ = scan_env
+    ecr = auth_server.client()
+    ecr.create_repository(repositoryName=name)
+    ecr.put_registry_scanning_configuration(scanType="ENHANCED", rules=[
+        {"scanFrequency": "CONTINUOUS_SCAN",
+         "repositoryFilters": [{"filter": name, "filterType": "WILDCARD"}]}])
+    try:
+        push_wheels(ecr, name, "v1")
+        ecr.get_waiter("image_scan_complete").wait(
+            repositoryName=name, imageId={"imageTag": "v1"},
+            WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        first = ecr.describe_image_scan_findings(repositoryName=name,
+                                                 imageId={"imageTag": "v1"})["imageScanFindings"]
+        enhanced = {f["packageVulnerabilityDetails"]["vulnerabilityId"]: f
+                    for f in first["enhancedFindings"]}
+        assert "findings" not in first
+        werkzeug = enhanced["CVE-2019-14806"]
+        package = werkzeug["packageVulnerabilityDetails"]["vulnerablePackages"][0]
+        assert (package["name"], package["version"], package["fixedInVersion"]) == \
+            ("Werkzeug", "0.15.2", "0.15.3")
+        assert package["packageManager"] == "PYTHONPKG"
+        assert werkzeug["fixAvailable"] == "YES" and werkzeug["status"] == "ACTIVE"
+        assert werkzeug["resources"][0]["type"] == "AWS_ECR_CONTAINER_IMAGE"
+
+        # A newer DB with one more advisory: the CONTINUOUS_SCAN image is rescanned by itself.
+        advisories = {**fixtures.PIP_ADVISORIES, "werkzeug": {
+            **fixtures.PIP_ADVISORIES["werkzeug"],
+            "CVE-2099-0001": fixtures.pip("< 9.0", "9.0")}}
+        newer = fixtures.UPDATED_AT.replace(year=2027)
+        write_trivy_db(tmp_path / "db2", fixtures.buckets(pip_advisories=advisories),
+                       updated_at=newer)
+        layer = tmp_path / "db2.tar.gz"
+        layer.write_bytes(build_db_artifact(tmp_path / "db2")[1])
+        subprocess.run([sys.executable, "-m", "registry", "scanner", "update-db", "--file",
+                        str(layer), "--data", str(auth_server.server.data_dir)], check=True,
+                       capture_output=True, timeout=120)
+
+        def rescanned():
+            result = ecr.describe_image_scan_findings(repositoryName=name,
+                                                      imageId={"imageTag": "v1"})
+            found = result.get("imageScanFindings", {})
+            return found.get("vulnerabilitySourceUpdatedAt", first[
+                "vulnerabilitySourceUpdatedAt"]).year == 2027 and found
+
+        second = wait_for(rescanned, what="rescan after the DB update")
+        ids = {f["packageVulnerabilityDetails"]["vulnerabilityId"]
+               for f in second["enhancedFindings"]}
+        assert "CVE-2099-0001" in ids
+    finally:
+        ecr.put_registry_scanning_configuration(scanType="BASIC", rules=[])
