@@ -20,7 +20,8 @@ import aiohttp
 from aiohttp import web
 
 from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA
-from registry.events import FanOut, Job, JobQueue, RetryableError, RetryPolicy, Worker
+from registry.events import FanOut, Job, JobQueue, RetryableError
+from registry.worker import RetryPolicy, Worker
 from registry.scanning import SCAN_JOB
 from scanner.dbsync import DatabaseSync
 from scanner.jobs import RetryScan, ScanService

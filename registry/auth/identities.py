@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import secrets
 import sqlite3
 import threading
@@ -24,7 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
-from policies import PolicyError, PolicyKind, Problem, parse_policy
+from registry.auth.iam_rules import (
+    ACCESS_KEY_ID, MAX_ACCESS_KEYS_PER_USER, DeleteConflict,
+    EntityAlreadyExists, IdentityError, LimitExceeded, MalformedPolicyDocument, NoSuchEntity,
+    ValidationError, _check_account, _check_policy_name, _check_user_name, _ID_ALPHABET,
+    _SECRET_ALPHABET, validate_identity_policy,
+)
 from registry.auth.keys import SecretBox, load_or_create_master_key
 from registry.auth.schema import ensure_auth_schema
 from registry.metadata.sqlite import connect
@@ -34,86 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-MAX_ACCESS_KEYS_PER_USER = 2
-ACCOUNT_ID = re.compile(r"\d{12}")
-USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
-POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
-ACCESS_KEY_ID = re.compile(r"AKIA[A-Z2-7]{16}")
-_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-# -- errors ------------------------------------------------------------------------------------
-
-class IdentityError(Exception):
-    """Base of the IAM-style errors; ``code`` is IAM's error code, ``status`` its HTTP status."""
-
-    code = "ServiceFailure"
-    status = 500
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NoSuchEntity(IdentityError):
-    code, status = "NoSuchEntity", 404
-
-
-class EntityAlreadyExists(IdentityError):
-    code, status = "EntityAlreadyExists", 409
-
-
-class LimitExceeded(IdentityError):
-    code, status = "LimitExceeded", 409
-
-
-class DeleteConflict(IdentityError):
-    code, status = "DeleteConflict", 409
-
-
-class ValidationError(IdentityError):
-    code, status = "ValidationError", 400
-
-
-class MalformedPolicyDocument(IdentityError):
-    """The document is not a valid identity policy; ``problems`` lists every problem with its
-    element path (``Statement[0].Effect``)."""
-
-    code, status = "MalformedPolicyDocument", 400
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems: tuple[Problem, ...] = tuple(problems)
-        super().__init__("; ".join(str(p) for p in self.problems))
-
-
-def _check(pattern: re.Pattern[str], value: str, member: str, shown: str) -> None:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise ValidationError(f"1 validation error detected: Value {value!r} at {member!r} "
-                              f"failed to satisfy constraint: Member must satisfy regular "
-                              f"expression pattern: {shown}")
-
-
-def _check_account(account: str) -> None:
-    _check(ACCOUNT_ID, account, "account", r"\d{12}")
-
-
-def _check_user_name(name: str) -> None:
-    _check(USER_NAME, name, "userName", r"[\w+=,.@-]{1,64}")
-
-
-def _check_policy_name(name: str) -> None:
-    _check(POLICY_NAME, name, "policyName", r"[\w+=,.@-]{1,128}")
-
-
-def validate_identity_policy(document: str, *, name: str) -> None:
-    """Raise ``MalformedPolicyDocument`` unless ``document`` is a valid identity policy."""
-    try:
-        parse_policy(document, kind=PolicyKind.IDENTITY, name=name)
-    except PolicyError as exc:
-        raise MalformedPolicyDocument(exc.problems) from None
-
 
 # -- records -----------------------------------------------------------------------------------
 
@@ -483,3 +407,9 @@ class IdentityStore:
 
 
 # -- request-path cache ------------------------------------------------------------------------
+
+
+# The store's errors are part of its interface; they are defined with the naming rules.
+__all__ = ["AccessKey", "DeleteConflict", "EntityAlreadyExists", "IdentityError", "IdentityStore",
+           "LimitExceeded", "MalformedPolicyDocument", "NoSuchEntity", "User", "ValidationError",
+           "user_arn"]

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 
 from policies import PolicyError, PolicyKind, parse_policy
-from registry.auth.identities import ACCOUNT_ID, POLICY_NAME, USER_NAME
+from registry.auth.iam_rules import ACCOUNT_ID, POLICY_NAME, USER_NAME
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.events import (
-    JobQueue, JobState, PermanentError, RetryableError, RetryPolicy, Worker,
-)
+from registry.events import JobQueue, JobState, PermanentError, RetryableError
+from registry.worker import RetryPolicy, Worker
 from registry.metadata.sqlite import SQLiteMetadataStore
 from tests.events.fakes import FakeClock, settle
 

@@ -6,7 +6,8 @@ import random
 
 import aiohttp
 
-from registry.events import FanOut, JobQueue, RetryPolicy, Worker
+from registry.events import FanOut, JobQueue
+from registry.worker import RetryPolicy, Worker
 from registry.metadata.models import Event, ManifestRecord
 from scanner.webhooks import (
     DELIVER_JOB, DeliveryLog, Endpoint, WebhookDeliverer, WebhookSubscriber,

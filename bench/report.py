@@ -1,0 +1,180 @@
+"""Turn samples into medians, ratios and PASS/FAIL against the goals, as text and as JSON.
+
+A ratio is ``median(numerator target) / median(denominator target)`` for one workload, both
+medians over the same rounds of the same run. The RSS row has no ratio: it is an absolute
+ceiling, checked against the largest peak seen in any push (not the median: a ceiling must
+hold every time).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+
+from bench.noise import NOISY_PCT
+from bench.workloads import WORKLOADS
+
+Samples = dict[str, dict[str, list[dict]]]  # workload -> target -> samples
+
+
+@dataclass(frozen=True)
+class Goal:
+    """``numerator``/``denominator`` >= ``min_ratio``, or numerator's value < ``max_value``."""
+
+    workload: str
+    numerator: str = "berth"
+    denominator: str | None = "distribution"
+    min_ratio: float | None = None
+    max_value: float | None = None
+
+    @property
+    def text(self) -> str:
+        if self.min_ratio is not None:
+            return f">= {self.min_ratio:g}x"
+        if self.max_value is not None:
+            return f"< {self.max_value:g}"
+        return "(info)"
+
+    @property
+    def primary(self) -> bool:
+        return self.numerator == "berth" and self.denominator in ("distribution", None)
+
+
+# The targets of issue 5. Another comparison (e.g. Berth with auth on vs off) is one more Goal
+# with other target names.
+GOALS = [
+    Goal("push-mono", min_ratio=2.0),
+    Goal("push-chunked", min_ratio=2.0),
+    Goal("pull", min_ratio=1.3),
+    Goal("manifest-get", min_ratio=5.0),
+    Goal("blob-get", min_ratio=5.0),
+    Goal("rss", denominator=None, max_value=150.0),
+    # What authorization costs (issue 3 sets its goal): shown when berth-auth runs.
+    Goal("manifest-get", numerator="berth-auth", denominator="berth"),
+    Goal("blob-get", numerator="berth-auth", denominator="berth"),
+]
+
+RSS_SOURCES = ("push-mono", "push-chunked")
+
+
+def values(samples: list[dict]) -> list[float]:
+    return [s["value"] for s in samples if s.get("value") is not None]
+
+
+def errors(samples: list[dict]) -> list[str]:
+    return [s["error"] for s in samples if s.get("error")]
+
+
+def rss_values(samples: Samples, target: str) -> list[float]:
+    """Per push sample, the larger of polled peak RSS and summed VmHWM, in MiB."""
+    out = []
+    for workload in RSS_SOURCES:
+        for sample in samples.get(workload, {}).get(target, []):
+            rss = sample.get("rss")
+            if rss:
+                out.append(max(rss["peak_rss_mib"], rss["hwm_sum_mib"]))
+    return out
+
+
+def summarize(samples: Samples, targets: list[str]) -> dict:
+    """Medians per workload and target, and one row per goal whose workload ran."""
+    medians: dict[str, dict[str, float | None]] = {}
+    for workload, by_target in samples.items():
+        medians[workload] = {
+            t: (statistics.median(values(s)) if values(s) else None) for t, s in by_target.items()
+        }
+    rss = {t: rss_values(samples, t) for t in targets}
+    if any(rss.values()):
+        medians["rss"] = {t: (max(v) if v else None) for t, v in rss.items()}
+    rows = [_goal_row(goal, medians, samples) for goal in GOALS
+            if goal.workload in medians
+            and (goal.primary or {goal.numerator, goal.denominator} <= set(targets))]
+    return {"medians": medians, "rows": rows}
+
+
+def _goal_row(goal: Goal, medians: dict, samples: Samples) -> dict:
+    got = medians[goal.workload]
+    num = got.get(goal.numerator)
+    den = got.get(goal.denominator) if goal.denominator else None
+    row = {**asdict(goal), "goal": goal.text, "numerator_value": num,
+           "denominator_value": den, "ratio": None}
+    failed = errors(samples.get(goal.workload, {}).get(goal.numerator, []))
+    if goal.denominator is not None:
+        if num is None or den is None:
+            row["result"] = "ERROR" if failed else "N/A"
+            return row
+        row["ratio"] = num / den
+        row["result"] = ("-" if goal.min_ratio is None
+                         else "PASS" if row["ratio"] >= goal.min_ratio else "FAIL")
+    else:
+        if num is None:
+            row["result"] = "N/A"
+            return row
+        row["result"] = "PASS" if num < goal.max_value else "FAIL"
+    return row
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _unit(workload: str) -> str:
+    return "MiB" if workload == "rss" else WORKLOADS[workload].unit
+
+
+def render_details(samples: Samples, targets: list[str]) -> str:
+    lines = []
+    for workload, by_target in samples.items():
+        spec = WORKLOADS[workload]
+        lines.append(f"\n{workload}: {spec.title} [{spec.unit}]")
+        for target in targets:
+            target_samples = by_target.get(target)
+            if target_samples is None:
+                continue
+            vals = values(target_samples)
+            median = statistics.median(vals) if vals else None
+            extra = ""
+            rss = [max(s["rss"]["peak_rss_mib"], s["rss"]["hwm_sum_mib"])
+                   for s in target_samples if s.get("rss")]
+            if rss:
+                extra = f"   peak RSS MiB: {', '.join(_fmt(v) for v in rss)}"
+            noisy = sum(1 for s in target_samples
+                        if s.get("cpu", {}).get("other_cpu_pct", 0) > NOISY_PCT)
+            if noisy:
+                extra += f"   ({noisy} noisy: other processes used > {NOISY_PCT:g}% CPU)"
+            lines.append(f"  {target:<14} median {_fmt(median):>9}   runs: "
+                         f"{', '.join(_fmt(v) for v in vals) or '-'}{extra}")
+            for error in errors(target_samples):
+                lines.append(f"  {target:<14} ERROR {error}")
+    return "\n".join(lines)
+
+
+def render_table(summary: dict, targets: list[str]) -> str:
+    medians = summary["medians"]
+    headers = ["workload", "unit", *targets, "ratio", "goal", "result"]
+    body = []
+    by_workload = {row["workload"]: row for row in summary["rows"]
+                   if row["numerator"] == "berth"}
+    for workload, got in medians.items():
+        row = by_workload.get(workload, {})
+        ratio = row.get("ratio")
+        body.append([
+            workload, _unit(workload), *(_fmt(got.get(t)) for t in targets),
+            f"{ratio:.2f}x" if ratio is not None else "-",
+            row.get("goal", "-"), row.get("result", "-"),
+        ])
+    widths = [max(len(str(r[i])) for r in [headers, *body]) for i in range(len(headers))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(str(c).rjust(w) if 1 < i < len(headers) - 2 else str(c).ljust(w)
+                      for i, (c, w) in enumerate(zip(r, widths))) for r in body]
+    for row in summary["rows"]:
+        if row["numerator"] != "berth":
+            ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
+            out.append(f"{row['workload']}: {row['numerator']} / {row['denominator']} = "
+                       f"{ratio}  goal {row['goal']}  {row['result']}")
+    return "\n".join(out)

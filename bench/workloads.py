@@ -1,0 +1,181 @@
+"""The workloads: each one sets a fresh target up (untimed), then measures one thing.
+
+Every measurement returns a dict with ``value`` (in the workload's unit, higher is better
+unless the workload says otherwise) plus details for the JSON report. Throughput is decimal
+MB/s (10^6 bytes per second), timed from the upload POST (or the GET) to the final response,
+so it includes the server's hashing, fsync and rename. Request rates come from wrk.
+
+Before each timed section the page cache's dirty data is flushed (``os.sync``), so one
+target's unwritten bytes do not slow the next target's measurement.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from bench import ops
+from bench.payload import OCI_MANIFEST, BlobFile, SmallImage
+from bench.rss import RssSampler
+from bench.targets import RunningTarget
+from bench.wrk import run_wrk
+
+REPO = "bench/app"
+TAG = "latest"
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    blob_size: int
+    chunk_size: int
+    wrk_duration_s: int
+    wrk_warmup_s: int = 1
+    wrk_threads: int = 2
+    wrk_connections: int = 64
+    load_workers: int = 2
+    small_blob_size: int = 1024
+    pulls_per_round: int = 3
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    blob: BlobFile
+    image: SmallImage
+
+
+Measure = Callable[[RunningTarget, Context], dict]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """``workers``: the ``--workers`` Berth is started with (None: its default)."""
+
+    name: str
+    title: str
+    unit: str
+    kinds: frozenset[str]
+    measure: Measure
+    workers: int | None = None
+
+
+def _settle() -> None:
+    os.sync()
+
+
+_DISK_PIECE = 4 * 1024 * 1024
+_SYNC_FILE_RANGE_WRITE = 2
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    _libc.sync_file_range(fd, ctypes.c_longlong(offset), ctypes.c_longlong(length),
+                          ctypes.c_uint(_SYNC_FILE_RANGE_WRITE))
+
+
+def measure_disk_write(target: RunningTarget, ctx: Context) -> dict:
+    """Copy the blob file into the data dir in 4 MiB writes, starting writeback of each
+    piece at once (sync_file_range), then fsync: no server, no network, no hashing. About
+    the best a durable push can do on this disk."""
+    _settle()
+    path = os.path.join(target.data_dir, "blob")
+    start = time.perf_counter()
+    with open(ctx.blob.path, "rb", buffering=0) as source, \
+            open(path, "wb", buffering=0) as out:
+        piece, offset = memoryview(bytearray(_DISK_PIECE)), 0
+        while got := source.readinto(piece):
+            out.write(piece[:got])
+            start_writeback(out.fileno(), offset, got)
+            offset += got
+        os.fsync(out.fileno())
+    seconds = time.perf_counter() - start
+    return {"value": ctx.blob.size / MB / seconds, "seconds": seconds}
+
+
+def measure_push_mono(target: RunningTarget, ctx: Context) -> dict:
+    if target.spec.kind == "disk":
+        return measure_disk_write(target, ctx)
+    _settle()
+    with target.connect() as conn, RssSampler(target.pids) as sampler:
+        start = time.perf_counter()
+        response = ops.push_blob_monolithic(conn, REPO, ctx.blob)
+        seconds = time.perf_counter() - start
+    return {"value": ctx.blob.size / MB / seconds, "seconds": seconds,
+            "finish_seconds": response.head_at - response.sent_at, "rss": sampler.result()}
+
+
+def measure_push_chunked(target: RunningTarget, ctx: Context) -> dict:
+    if target.spec.kind == "disk":
+        return measure_disk_write(target, ctx)
+    _settle()
+    with target.connect() as conn, RssSampler(target.pids) as sampler:
+        start = time.perf_counter()
+        response = ops.push_blob_chunked(conn, REPO, ctx.blob, ctx.settings.chunk_size)
+        seconds = time.perf_counter() - start
+    return {"value": ctx.blob.size / MB / seconds, "seconds": seconds,
+            "finish_seconds": response.head_at - response.sent_at, "rss": sampler.result(),
+            "chunks": -(-ctx.blob.size // ctx.settings.chunk_size)}
+
+
+def measure_pull(target: RunningTarget, ctx: Context) -> dict:
+    with target.connect() as conn:
+        ops.push_blob_monolithic(conn, REPO, ctx.blob)
+    _settle()
+    rates = []
+    for _ in range(ctx.settings.pulls_per_round):
+        with target.connect() as conn:
+            start = time.perf_counter()
+            ops.pull_blob(conn, REPO, ctx.blob.digest, ctx.blob.size)
+            rates.append(ctx.blob.size / MB / (time.perf_counter() - start))
+    return {"value": statistics.median(rates), "pulls": rates}
+
+
+def _measure_wrk(target: RunningTarget, ctx: Context, path: str,
+                 headers: dict[str, str]) -> dict:
+    with target.connect() as conn:
+        ops.push_small_image(conn, REPO, ctx.image, TAG)
+    _settle()
+    s = ctx.settings
+    all_headers = {**target.headers, **headers}
+    if s.wrk_warmup_s:
+        run_wrk(target.url + path, threads=s.wrk_threads, connections=s.wrk_connections,
+                duration_s=s.wrk_warmup_s, headers=all_headers)
+    result = run_wrk(target.url + path, threads=s.wrk_threads, connections=s.wrk_connections,
+                     duration_s=s.wrk_duration_s, headers=all_headers)
+    return {"value": result.requests_per_sec, "requests": result.requests,
+            "latency_avg": result.latency_avg, "latency_p99": result.latency_p99,
+            "socket_errors": result.socket_errors}
+
+
+def measure_manifest_get(target: RunningTarget, ctx: Context) -> dict:
+    return _measure_wrk(target, ctx, f"/v2/{REPO}/manifests/{TAG}", {"Accept": OCI_MANIFEST})
+
+
+def measure_blob_get(target: RunningTarget, ctx: Context) -> dict:
+    return _measure_wrk(target, ctx, f"/v2/{REPO}/blobs/{ctx.image.layer_digest}", {})
+
+
+_REGISTRIES = frozenset({"berth", "distribution"})
+_STREAMING = _REGISTRIES | {"null"}
+_PUSH = _STREAMING | {"disk"}
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (
+    Workload("push-mono", "blob push, monolithic (POST + PUT ?digest=)", "MB/s",
+             _PUSH, measure_push_mono),
+    Workload("push-chunked", "blob push, chunked (POST + PATCH per chunk + PUT)", "MB/s",
+             _PUSH, measure_push_chunked),
+    Workload("pull", "blob pull (GET, read and discard)", "MB/s", _STREAMING, measure_pull),
+    Workload("manifest-get", "manifest GET by tag, wrk 64 connections", "req/s",
+             _REGISTRIES, measure_manifest_get, workers=2),
+    Workload("blob-get", "small blob GET, wrk 64 connections", "req/s",
+             _REGISTRIES, measure_blob_get, workers=2),
+)}
+
+# Derived rows: computed from another workload's samples rather than measured on their own.
+DERIVED = {"rss": "push-mono"}
