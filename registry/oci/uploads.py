@@ -58,14 +58,16 @@ def _content_length(request: web.Request) -> int | None:
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    metrics = request.app[METRICS]
+    received = 0
     try:
         async for chunk in request.content.iter_any():
-            metrics.bytes_in.inc(len(chunk))
+            received += len(chunk)
             yield chunk
     except (ConnectionError, EOFError, HttpProcessingError) as exc:
         # The client went away or sent less than it announced.
         raise IncompleteBodyError(f"request body incomplete: {exc.__class__.__name__}") from None
+    finally:
+        request.app[METRICS].bytes_in.inc(received)  # once per body, not per chunk
 
 
 async def _session(request: web.Request, name: str) -> UploadSession:

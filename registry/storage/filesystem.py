@@ -32,7 +32,8 @@ from registry.storage.syncio import fsync_dir, start_writeback, write_durably
 
 log = logging.getLogger(__name__)
 
-WRITE_BATCH = 4 * 1024 * 1024  # bytes handed to the I/O thread at once
+WRITE_BATCH = 4 * 1024 * 1024  # bytes handed to the hashing and writing threads at once
+IOV_BATCH = 512  # chunks per writev call (IOV_MAX is 1024 on Linux)
 HASH_READ = 8 * 1024 * 1024
 
 
@@ -45,12 +46,25 @@ class _Running:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def _write_batch(fd: int, hasher: "hashlib._Hash", buf: bytearray, offset: int) -> None:
-    hasher.update(buf)
-    view = memoryview(buf)
-    while view:
-        view = view[os.write(fd, view):]
-    start_writeback(fd, offset, len(buf))
+def _hash_batch(hasher: "hashlib._Hash", batch: list[bytes]) -> None:
+    for chunk in batch:
+        hasher.update(chunk)
+
+
+def _write_batch(fd: int, batch: list[bytes], offset: int) -> None:
+    """Write the chunks in order (writev, at most IOV_BATCH at a time) and start writeback."""
+    total = 0
+    for first in range(0, len(batch), IOV_BATCH):
+        views = [memoryview(chunk) for chunk in batch[first:first + IOV_BATCH]]
+        while views:
+            written = os.writev(fd, views)
+            total += written
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if views and written:
+                views[0] = views[0][written:]
+    start_writeback(fd, offset, total)
 
 
 def _hash_file(path: Path, algorithm: str, size: int) -> "hashlib._Hash":
@@ -71,7 +85,7 @@ class FilesystemBlobStore:
 
     def __init__(self, root: Path, *, executor: ThreadPoolExecutor | None = None) -> None:
         self.root = Path(root)
-        self._executor = executor or ThreadPoolExecutor(max_workers=4,
+        self._executor = executor or ThreadPoolExecutor(max_workers=8,
                                                         thread_name_prefix="blobio")
         self._running: dict[str, _Running] = {}
         for directory in (paths.blobs_root(self.root), paths.uploads_root(self.root),
@@ -201,32 +215,42 @@ class FilesystemBlobStore:
 
     async def _stream_into(self, session_id: str, chunks: AsyncIterable[bytes],
                            running: _Running, start: int, length: int | None) -> int:
+        """Receive a body into the session: the event loop only gathers chunk references;
+        hashing and writing of a batch run on two threads at once (both release the GIL)
+        while the loop receives the next batch."""
         fd = os.open(paths.upload_data(self.root, session_id), os.O_WRONLY | os.O_APPEND)
-        pending: asyncio.Future | None = None
+        loop = asyncio.get_running_loop()
+        stages: list[asyncio.Future] = []
         received = 0
+
+        async def flush(batch: list[bytes], size: int) -> None:
+            nonlocal received
+            if stages:
+                await asyncio.gather(*stages)
+            stages[:] = [loop.run_in_executor(self._executor, _hash_batch, running.hasher, batch),
+                         loop.run_in_executor(self._executor, _write_batch, fd, batch,
+                                              start + received)]
+            received += size
+
         try:
-            buf = bytearray()
+            batch: list[bytes] = []
+            size = 0
             async for chunk in chunks:
-                buf += chunk
-                if len(buf) >= WRITE_BATCH:
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.get_running_loop().run_in_executor(
-                        self._executor, _write_batch, fd, running.hasher, buf,
-                        start + received)
-                    received += len(buf)
-                    buf = bytearray()
-            if pending is not None:
-                await pending
-                pending = None
-            if buf:
-                await self._run(_write_batch, fd, running.hasher, buf, start + received)
-                received += len(buf)
+                batch.append(chunk)
+                size += len(chunk)
+                if size >= WRITE_BATCH:
+                    await flush(batch, size)
+                    batch, size = [], 0
+            if batch:
+                await flush(batch, size)
+            if stages:
+                await asyncio.gather(*stages)
+                stages.clear()
             if length is not None and received != length:
                 raise IncompleteBodyError(f"received {received} of {length} bytes")
         except BaseException:
-            if pending is not None:
-                await asyncio.wait([pending])
+            if stages:
+                await asyncio.wait(stages)
             # Nothing of a failed body stays: cut the file back and forget the hash.
             os.ftruncate(fd, start)
             running.offset = -1
