@@ -21,6 +21,9 @@ from registry.ecr import errors as ecr_errors
 from registry.oci.errors import Unauthorized
 
 
+_VERIFIED_MAX = 10_000
+
+
 def principal_for(user: User, access_key_id: str = "") -> Principal:
     return Principal(arn=user.arn, account=user.account, kind="user", name=user.name,
                      user_id=user.id, access_key_id=access_key_id)
@@ -33,6 +36,7 @@ class Authenticator:
         self.tokens = tokens
         self.region = region
         self.realm = realm
+        self._verified: dict[str, tuple[float, Principal]] = {}
 
     async def sigv4(self, request: web.Request, body: bytes, *, service: str) -> Principal:
         """Verify a SigV4-signed API request.
@@ -70,12 +74,23 @@ class Authenticator:
         if basic is None or basic[0] != "AWS":
             raise self.challenge("invalid credentials: use 'AWS' and a token from "
                                  "GetAuthorizationToken")
+        now = time.time()
+        known = self._verified.get(basic[1])
+        if known is not None and now < known[0]:
+            return known[1]
         try:
-            claims = self.tokens.verify(basic[1], now=time.time())
+            claims = self.tokens.verify(basic[1], now=now)
         except TokenError as exc:
             raise self.challenge(f"authorization token {exc}") from None
-        return Principal(arn=claims.principal_arn, account=claims.account, kind="user",
-                         name=claims.principal_arn.rsplit("/", 1)[-1], user_id=claims.user_id)
+        principal = Principal(arn=claims.principal_arn, account=claims.account, kind="user",
+                              name=claims.principal_arn.rsplit("/", 1)[-1],
+                              user_id=claims.user_id)
+        # A verified token stays valid until it expires: remember it, so a docker pull's
+        # dozens of requests pay for one HMAC check, not one each.
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[basic[1]] = (claims.expires_at, principal)
+        return principal
 
     def challenge(self, message: str = "authentication required") -> Unauthorized:
         return Unauthorized(message, headers={

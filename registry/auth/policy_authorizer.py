@@ -65,9 +65,16 @@ class PolicyAuthorizer:
         self.policy_dir = policy_dir
         self.cache = PolicyCache()
         self._memo = _Memo(ttl)
+        self._subjects: dict[tuple, policies.Principal] = {}
+        # Decisions repeat: a pull asks the same (caller, action, repository) dozens of times.
+        # They are kept as long as the resource-side lookups they rest on (``ttl``), and only
+        # when no policy involved reads the clock (aws:CurrentTime / aws:EpochTime).
+        self._decisions = _Memo(ttl)
+        self._clock_free: dict[int, tuple[policies.Policy, bool]] = {}
 
     def invalidate(self) -> None:
         self._memo.clear()
+        self._decisions.clear()
 
     async def _identity_policies(self, principal: Principal) -> list[policies.Policy]:
         if principal.is_anonymous or not principal.user_id:
@@ -107,7 +114,39 @@ class PolicyAuthorizer:
             texts.append(("registry policy", registry_policy))
         return texts, tags
 
+    def _subject(self, principal: Principal) -> policies.Principal:
+        """The policy engine's view of a caller, parsed from its ARN once per process."""
+        if principal.is_anonymous:
+            return policies.Principal.anonymous()
+        key = (principal.arn, principal.user_id, tuple(sorted(principal.tags.items())))
+        subject = self._subjects.get(key)
+        if subject is None:
+            if len(self._subjects) > 10_000:
+                self._subjects.clear()
+            subject = policies.Principal.from_arn(principal.arn, userid=principal.user_id or None,
+                                                  tags=principal.tags or None)
+            self._subjects[key] = subject
+        return subject
+
+    def _reads_clock(self, compiled: list[policies.Policy]) -> bool:
+        for policy in compiled:
+            entry = self._clock_free.get(id(policy))
+            if entry is None or entry[0] is not policy:  # ids are reused after eviction
+                text = policies.dumps(policy).lower()
+                entry = (policy, "currenttime" in text or "epochtime" in text)
+                if len(self._clock_free) > 10_000:
+                    self._clock_free.clear()
+                self._clock_free[id(policy)] = entry
+            if entry[1]:
+                return True
+        return False
+
     async def evaluate(self, access: AccessRequest) -> Decision:
+        decision, _ = await self._evaluate(access)
+        return decision
+
+    async def _evaluate(self, access: AccessRequest) -> tuple[Decision, bool]:
+        """The decision, and whether it may be reused until the memo expires."""
         principal = access.principal
         identity = await self._identity_policies(principal)
         resource, tags = await self._resource_side(access)
@@ -118,19 +157,26 @@ class PolicyAuthorizer:
         for key, value in tags.items():
             context[f"aws:ResourceTag/{key}"] = value
             context[f"ecr:ResourceTag/{key}"] = value
-        if principal.is_anonymous:
-            subject = policies.Principal.anonymous()
-        else:
-            subject = policies.Principal.from_arn(principal.arn, userid=principal.user_id or None,
-                                                  tags=principal.tags or None)
+        subject = self._subject(principal)
         request = policies.Request(subject, access.action, access.resource, context=context,
                                    resource_account=access.account,
                                    now=datetime.now(timezone.utc))
-        return policies.evaluate(request, identity, resource)
+        decision = policies.evaluate(request, identity, resource)
+        return decision, not self._reads_clock(identity) and not self._reads_clock(resource)
 
     async def decide(self, access: AccessRequest) -> Verdict:
-        decision = await self.evaluate(access)
+        principal = access.principal
+        key = (principal.arn, principal.user_id, access.action, access.resource, access.account,
+               access.source_ip, access.secure_transport)
+        hit, verdict = self._decisions.get(key)
+        if hit:
+            return verdict
+        decision, reusable = await self._evaluate(access)
         statements = tuple(m.to_json() for m in decision.matched_statements)
         if decision.allowed:
-            return Verdict(True, decision.decision, "", statements)
-        return Verdict(False, decision.decision, decision.denial_message(), statements)
+            verdict = Verdict(True, decision.decision, "", statements)
+        else:
+            verdict = Verdict(False, decision.decision, decision.denial_message(), statements)
+        if reusable:
+            self._decisions.put(key, verdict)
+        return verdict
