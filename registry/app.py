@@ -12,8 +12,8 @@ from aiohttp import web
 
 from registry.api import api_endpoint
 from registry.appkeys import (
-    AUTHENTICATOR, AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, IDENTITIES, METADATA, METRICS,
-    PULL_PROTECTION, TOKENS,
+    AUTHENTICATOR, AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, IDENTITIES, JOBS_QUEUED, METADATA,
+    METRICS, PULL_PROTECTION, TOKENS,
 )
 from registry.auth.authenticate import Authenticator
 from registry.auth.authorize import AllowAll
@@ -55,6 +55,7 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     app[METADATA] = overrides.pop("metadata", None) or SQLiteMetadataStore(config.metadata_path)
     app[BLOB_CACHE] = BlobCache(config.limits.small_blob_cache_bytes)
     app[PULL_PROTECTION] = PullProtection(app[METADATA])
+    app[JOBS_QUEUED] = []  # filled by the background workers as they start
     authorizer = overrides.pop("authorizer", None)
     if config.auth.enabled:
         _wire_auth(app, config)

@@ -25,3 +25,5 @@ AUTHENTICATOR: web.AppKey[Any] = web.AppKey("authenticator")
 TOKENS: web.AppKey[Any] = web.AppKey("tokens")
 IDENTITIES: web.AppKey[Any] = web.AppKey("identities")
 PULL_PROTECTION: web.AppKey[Any] = web.AppKey("pull_protection")
+# Callables run after a request queued background jobs (the scanner wakes its worker).
+JOBS_QUEUED: web.AppKey[list[Any]] = web.AppKey("jobs_queued")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from registry.appkeys import JOBS_QUEUED
 from registry.events import enqueue_in
 from registry.metadata.models import ManifestRecord, Repository
 from registry.metadata.scan_queries import mark_scan_requested
@@ -113,6 +114,12 @@ def blocks(threshold: str, counts: dict[str, int]) -> str | None:
 
 IMAGE_CONFIG_TYPES = frozenset({"application/vnd.oci.image.config.v1+json",
                                 "application/vnd.docker.container.image.v1+json"})
+
+
+def announce_jobs(app) -> None:
+    """Tell this process's workers that a request just queued jobs."""
+    for notify in app.get(JOBS_QUEUED, ()):
+        notify()
 
 
 def is_scannable(record: ManifestRecord) -> bool:

@@ -65,6 +65,7 @@ class Worker:
         # claimed only when a slot is free, so its lease never ticks while it waits.
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._wakeup = asyncio.Event()
         self._polling_done = asyncio.Event()
         self._polling_done.set()
 
@@ -107,15 +108,22 @@ class Worker:
         finally:
             self._polling_done.set()
 
+    def wake(self) -> None:
+        """Poll now: this process just queued work for this worker (saves a poll interval
+        of latency; other processes still find the job on their next poll)."""
+        self._wakeup.set()
+
     async def _idle(self) -> None:
-        """Wait for a poll interval, a free slot or ``stop``, whichever comes first."""
+        """Wait for a poll interval, a wake-up, a free slot or ``stop``, whichever is first."""
         waits = [asyncio.ensure_future(self._sleep(self.poll_interval)),
-                 asyncio.ensure_future(self._stopping.wait()), *self._running]
+                 asyncio.ensure_future(self._stopping.wait()),
+                 asyncio.ensure_future(self._wakeup.wait()), *self._running]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for waiter in waits[:2]:
+            for waiter in waits[:3]:
                 waiter.cancel()
+            self._wakeup.clear()
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Stop claiming; let running jobs finish for ``grace`` seconds, then cancel them

@@ -19,7 +19,7 @@ from typing import IO, AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA
+from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, JOBS_QUEUED, METADATA
 from registry.events import FanOut, Job, JobQueue, RetryableError
 from registry.worker import RetryPolicy, Worker
 from registry.scanning import SCAN_JOB
@@ -94,10 +94,12 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             except RetryScan as exc:
                 raise RetryableError(str(exc)) from exc
 
-        workers.append(Worker(queue, {SCAN_JOB: scan}, concurrency=config.scanner.concurrency,
-                              lease_seconds=max(60.0, config.scanner.timeout_seconds * 1.5),
-                              poll_interval=FANOUT_INTERVAL,
-                              retry=RetryPolicy(base=5.0, cap=600.0, max_attempts=5)))
+        scan_worker = Worker(queue, {SCAN_JOB: scan}, concurrency=config.scanner.concurrency,
+                             lease_seconds=max(60.0, config.scanner.timeout_seconds * 1.5),
+                             poll_interval=FANOUT_INTERVAL,
+                             retry=RetryPolicy(base=5.0, cap=600.0, max_attempts=5))
+        workers.append(scan_worker)
+        app[JOBS_QUEUED].append(scan_worker.wake)
         tasks.append(asyncio.create_task(_every(sync.sync, config.scanner.db_check_seconds)))
     tasks += [asyncio.create_task(worker.run()) for worker in workers]
     deliveries = DeliveryLog(metadata)

@@ -80,6 +80,7 @@ async def put_image_op(call: ECRCall) -> dict[str, Any]:
     except OCIError as exc:
         raise InvalidParameterException(f"Invalid parameter at 'imageManifest' failed to "
                                         f"satisfy constraint: '{exc.message}'") from None
+    scanning.announce_jobs(call.app)
     return {"image": {"registryId": repo.account, "repositoryName": name,
                       "imageId": shapes.image_id(str(pushed.digest), tag),
                       "imageManifest": text,

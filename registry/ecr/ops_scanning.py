@@ -78,6 +78,8 @@ async def start_image_scan(call: ECRCall) -> dict[str, Any]:
         min_interval=scanning.BASIC_INTERVAL if config.scan_type == "BASIC" else None,
         enqueue=lambda conn: enqueue_in(conn, scanning.SCAN_JOB, payload,
                                         priority=scanning.MANUAL_PRIORITY))
+    if started:
+        scanning.announce_jobs(call.app)
     if not started:
         raise LimitExceededException("The scan quota per image has been exceeded. Wait and "
                                      "try again.")

@@ -132,6 +132,7 @@ async def put_manifest(request: web.Request) -> web.Response:
             detail={"missing": [ref.digest for ref in exc.missing]}) from None
     except ImmutableTagError as exc:
         raise TagInvalid(str(exc), detail={"tag": exc.tag}) from None
+    scanning.announce_jobs(request.app)
     digest = pushed.digest
     headers = {"Location": f"/v2/{name}/manifests/{digest}",
                "Docker-Content-Digest": str(digest), "Content-Length": "0"}
