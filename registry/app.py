@@ -10,10 +10,11 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
+from registry.activity import UploadActivity
 from registry.api import api_endpoint
 from registry.appkeys import (
     AUTHENTICATOR, AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, IDENTITIES, JOBS_QUEUED, METADATA,
-    METRICS, PULL_PROTECTION, TOKENS,
+    METRICS, PULL_PROTECTION, TOKENS, UPLOAD_ACTIVITY,
 )
 from registry.auth.authenticate import Authenticator
 from registry.auth.authorize import AllowAll
@@ -56,6 +57,7 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     app[BLOB_CACHE] = BlobCache(config.limits.small_blob_cache_bytes)
     app[PULL_PROTECTION] = PullProtection(app[METADATA])
     app[JOBS_QUEUED] = []  # filled by the background workers as they start
+    app[UPLOAD_ACTIVITY] = UploadActivity()
     authorizer = overrides.pop("authorizer", None)
     if config.auth.enabled:
         _wire_auth(app, config)

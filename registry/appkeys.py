@@ -27,3 +27,4 @@ IDENTITIES: web.AppKey[Any] = web.AppKey("identities")
 PULL_PROTECTION: web.AppKey[Any] = web.AppKey("pull_protection")
 # Callables run after a request queued background jobs (the scanner wakes its worker).
 JOBS_QUEUED: web.AppKey[list[Any]] = web.AppKey("jobs_queued")
+UPLOAD_ACTIVITY: web.AppKey[Any] = web.AppKey("upload_activity")

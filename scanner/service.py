@@ -19,7 +19,7 @@ from typing import IO, AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, JOBS_QUEUED, METADATA
+from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, JOBS_QUEUED, METADATA, UPLOAD_ACTIVITY
 from registry.events import FanOut, Job, JobQueue, RetryableError
 from registry.worker import RetryPolicy, Worker
 from registry.scanning import SCAN_JOB
@@ -100,6 +100,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
                              retry=RetryPolicy(base=5.0, cap=600.0, max_attempts=5))
         workers.append(scan_worker)
         app[JOBS_QUEUED].append(scan_worker.wake)
+        yielder = YieldToUploads(scanner)
+        app[UPLOAD_ACTIVITY].listeners.append(yielder)
+        tasks.append(asyncio.create_task(_every(yielder.check, 1.0)))
         tasks.append(asyncio.create_task(_every(sync.sync, config.scanner.db_check_seconds)))
     tasks += [asyncio.create_task(worker.run()) for worker in workers]
     deliveries = DeliveryLog(metadata)
@@ -121,6 +124,37 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await session.close()
     if slot_lock is not None:
         slot_lock.close()
+
+
+class YieldToUploads:
+    """Scans pause while this process receives uploads, so pushes keep their speed on a
+    small machine; never longer than ``max_pause`` seconds in a row, after which scans get
+    ``cooldown`` seconds of guaranteed progress (a constantly busy registry still scans)."""
+
+    max_pause = 10.0
+    cooldown = 5.0
+
+    def __init__(self, scanner: TrivyScanner, *, clock=time.monotonic) -> None:
+        self.scanner = scanner
+        self.clock = clock
+        self.paused_since: float | None = None
+        self.no_pause_until = 0.0
+
+    def __call__(self, busy: bool) -> None:
+        now = self.clock()
+        if busy and self.paused_since is None and now >= self.no_pause_until:
+            self.paused_since = now
+            self.scanner.pause()
+        elif not busy and self.paused_since is not None:
+            self.paused_since = None
+            self.scanner.resume()
+
+    async def check(self) -> None:
+        now = self.clock()
+        if self.paused_since is not None and now - self.paused_since > self.max_pause:
+            self.paused_since = None
+            self.no_pause_until = now + self.cooldown
+            self.scanner.resume()
 
 
 def _alive(pid: int) -> bool:

@@ -92,6 +92,8 @@ class TrivyScanner:
         self.sbom = sbom
         self.kill_grace = kill_grace
         self._version: str | None = None
+        self._processes: set[int] = set()  # process groups of the trivy runs in flight
+        self._paused = False
 
     async def version(self) -> str:
         """Trivy's version (``trivy --version``), asked once.
@@ -235,6 +237,9 @@ class TrivyScanner:
         except OSError as exc:  # out of processes or memory may pass; a bad binary won't
             raise ScanError(f"cannot start trivy: {exc}",
                             retryable=exc.errno in (errno.EAGAIN, errno.ENOMEM)) from None
+        self._processes.add(proc.pid)
+        if self._paused:
+            _signal_group(proc.pid, signal.SIGSTOP)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except asyncio.TimeoutError:
@@ -244,7 +249,21 @@ class TrivyScanner:
         except asyncio.CancelledError:
             await _kill(proc)
             raise
+        finally:
+            self._processes.discard(proc.pid)
         return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def pause(self) -> None:
+        """Stop running scans where they are (SIGSTOP to their process groups) until
+        ``resume``; scans started meanwhile start stopped. Pushes get the CPU."""
+        self._paused = True
+        for pid in list(self._processes):
+            _signal_group(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._paused = False
+        for pid in list(self._processes):
+            _signal_group(pid, signal.SIGCONT)
 
 
 def _check_target(target: ScanTarget) -> None:
@@ -268,11 +287,16 @@ def _link_shared_db(cache_dir: Path, shared: Path) -> None:
     os.replace(temp, link)
 
 
-async def _kill(proc: asyncio.subprocess.Process) -> None:
+def _signal_group(pid: int, sig: int) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the group: trivy and anything it started
+        os.killpg(pid, sig)
     except ProcessLookupError:
         pass
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    _signal_group(proc.pid, signal.SIGCONT)  # a stopped process must run to die cleanly
+    _signal_group(proc.pid, signal.SIGKILL)  # the group: trivy and anything it started
     await proc.wait()
 
 

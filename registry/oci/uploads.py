@@ -12,7 +12,7 @@ from typing import AsyncIterator
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from registry.appkeys import BLOBS, METADATA, METRICS
+from registry.appkeys import BLOBS, METADATA, METRICS, UPLOAD_ACTIVITY
 from registry.auth.authorize import authorize, is_allowed
 from registry.metadata.models import Repository
 from registry.oci.context import account_of, push_target, repository_name
@@ -86,8 +86,9 @@ async def _append(request: web.Request, name: str, session: UploadSession,
     metrics = request.app[METRICS]
     metrics.uploads_in_progress.inc()
     try:
-        return await request.app[BLOBS].append(session.id, _body(request), offset=offset,
-                                               length=length)
+        with request.app[UPLOAD_ACTIVITY].upload():
+            return await request.app[BLOBS].append(session.id, _body(request), offset=offset,
+                                                   length=length)
     except OffsetMismatchError as exc:
         current = session.offset if exc.offset is None else exc.offset
         raise BlobUploadInvalid("chunk out of order", status=416, headers={
