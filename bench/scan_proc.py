@@ -10,10 +10,14 @@
   most one interval of ticks;
 - this benchmark process and the children it waited for (the bare Trivy run, the client).
 
-``other`` is the machine's busy time minus all of the above: unrelated load (noise). The
-result is in per cent of *all* cores over the window, plus how often a Trivy process was
-running at a sample (``trivy_running_pct``) — the evidence that a scan really ran while a
-push was timed.
+``other`` is the CPU of every other user process (a snapshot of all of /proc when the window
+opens and closes): unrelated load, i.e. noise; a process that starts and ends inside the
+window is missed. ``other_write_mb`` is what those processes wrote to storage (another
+benchmark's pushes compete for the disk without showing up as CPU). Kernel threads (disk
+writeback, the ext4 journal: work the measured pushes cause) are ``kernel``, not noise.
+CPU is in per cent of *all* cores over the window. ``trivy_running_pct`` is how often a
+Trivy process was alive at a sample: the evidence that a scan really ran while a push was
+timed.
 """
 
 from __future__ import annotations
@@ -54,6 +58,33 @@ def process_ticks(pid: int, *, children: bool = False) -> int:
     return ticks + (int(fields[14]) + int(fields[15]) if children else 0)
 
 
+_PF_KTHREAD = 0x00200000
+
+
+def all_processes() -> dict[int, tuple[int, bool, int]]:
+    """{pid: (utime + stime, is a kernel thread, bytes written to storage)} of every
+    process now (``write_bytes`` of ``/proc/<pid>/io``, 0 where unreadable)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields is not None:
+                found[int(entry)] = (int(fields[12]) + int(fields[13]),
+                                     bool(int(fields[7]) & _PF_KTHREAD), _written(entry))
+    return found
+
+
+def _written(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/io") as handle:
+            for line in handle:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def trivy_children(server_pid: int) -> dict[int, int]:
     """{pid: ticks} of the server's live child processes named ``trivy``."""
     found: dict[int, int] = {}
@@ -83,7 +114,9 @@ class CpuShares:
     server_pct: float
     trivy_pct: float
     bench_pct: float
+    kernel_pct: float
     other_pct: float
+    other_write_mb: float  # bytes other processes sent to storage during the window
     trivy_running_pct: float  # share of samples at which a Trivy process was alive
     samples: int
 
@@ -94,7 +127,7 @@ class CpuShares:
 class CpuWindow:
     """``with CpuWindow(server_pid) as window: ...``; then ``window.shares``."""
 
-    def __init__(self, server_pid: int | None, *, interval: float = 0.02) -> None:
+    def __init__(self, server_pid: int | None, *, interval: float = 0.01) -> None:
         self.server_pid = server_pid
         self.interval = interval
         self.shares: CpuShares | None = None
@@ -121,6 +154,7 @@ class CpuWindow:
             self._sample()
 
     def __enter__(self) -> "CpuWindow":
+        self._processes0 = all_processes()
         self._sample()
         self._t0 = time.monotonic()
         self._machine0 = machine_ticks()
@@ -136,6 +170,7 @@ class CpuWindow:
         self._sample()
         seconds = time.monotonic() - self._t0
         busy1, all1 = machine_ticks()
+        processes1 = all_processes()
         busy0, all0 = self._machine0
         server = (process_ticks(self.server_pid) if self.server_pid else 0) - self._server0
         trivy = sum(self._trivy_last[p] - self._trivy_first[p] for p in self._trivy_last)
@@ -143,14 +178,23 @@ class CpuWindow:
         bench = (times.user + times.system + times.children_user + times.children_system
                  - self._bench0) * TICK
         span = max(all1 - all0, 1)  # ticks of all cores over the window
+        ours = {self.server_pid, os.getpid(), *self._trivy_last}
+        kernel = other = other_written = 0
+        for pid, (ticks, kthread, written) in processes1.items():
+            ticks0, _, written0 = self._processes0.get(pid, (0, kthread, 0))
+            if kthread:
+                kernel += ticks - ticks0
+            elif pid not in ours:
+                other += ticks - ticks0
+                other_written += written - written0
 
         def pct(ticks: float) -> float:
             return 100.0 * ticks / span
 
         self.shares = CpuShares(
             seconds=seconds, machine_pct=pct(busy1 - busy0), server_pct=pct(server),
-            trivy_pct=pct(trivy), bench_pct=pct(bench),
-            other_pct=max(0.0, pct(busy1 - busy0 - server - trivy - bench)),
+            trivy_pct=pct(trivy), bench_pct=pct(bench), kernel_pct=pct(kernel),
+            other_pct=pct(other), other_write_mb=other_written / 1e6,
             trivy_running_pct=100.0 * self._running / max(self._samples, 1),
             samples=self._samples)
 

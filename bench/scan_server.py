@@ -36,20 +36,40 @@ from bench.scan_images import PushImage
 from tests.support.server import REPO_ROOT, BerthServer
 
 REGION = "us-east-1"
+SCAN_TIMEOUT = 300.0  # seconds any one scan may take before the benchmark gives up
 
 
 class BenchError(RuntimeError):
     """A step of the benchmark failed (the message says which, with the server log tail)."""
 
 
+class _SourceBerth(BerthServer):
+    """``BerthServer`` running the ``registry`` package of another source tree (a patched
+    copy, to measure a proposed change without touching the work tree)."""
+
+    def __init__(self, *args, src: Path, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.src = src
+
+    def command(self) -> list[str]:
+        cmd = super().command()
+        if self.src.resolve() == REPO_ROOT.resolve():
+            return cmd
+        boot = (f"import sys, runpy; sys.path.insert(0, {str(self.src)!r}); "
+                "runpy.run_module('registry', run_name='__main__', alter_sys=True)")
+        return [sys.executable, "-c", boot, *cmd[3:]]  # cmd[:3] is python3 -m registry
+
+
 class ScanBerth:
-    def __init__(self, workdir: Path, *, config: str, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, *, config: str, env: dict[str, str],
+                 src: Path = REPO_ROOT) -> None:
         self.workdir = workdir
+        self.src = src
         self.config_path = workdir / "berth.toml"
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(config)
-        self.server = BerthServer(workdir / "srv", extra_args=["--config", str(self.config_path)],
-                                  env=env, startup_timeout=60.0)
+        self.server = _SourceBerth(workdir / "srv", extra_args=["--config", str(self.config_path)],
+                                   env=env, startup_timeout=60.0, src=src)
         self.ecr = None
         self.oci: OciClient | None = None
 
@@ -77,7 +97,7 @@ class ScanBerth:
         result = subprocess.run(
             [sys.executable, "-m", "registry", "scanner", "update-db", "--file", str(path),
              "--config", str(self.config_path), "--data", str(self.server.data_dir)],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+            cwd=self.src, capture_output=True, text=True, timeout=120,
             stdin=subprocess.DEVNULL)
         if result.returncode != 0:
             raise BenchError(f"update-db failed: {result.stderr[-2000:]}")
@@ -118,10 +138,13 @@ class ScanBerth:
     def unfinished_scans(self, repo: str) -> int:
         """How many images of ``repo`` have a scan not yet over (DescribeImages)."""
         pending = 0
-        for page in self.ecr.get_paginator("describe_images").paginate(repositoryName=repo):
-            for detail in page["imageDetails"]:
-                status = detail.get("imageScanStatus", {}).get("status")
-                pending += status in ("IN_PROGRESS", "PENDING")
+        try:
+            for page in self.ecr.get_paginator("describe_images").paginate(repositoryName=repo):
+                for detail in page["imageDetails"]:
+                    status = detail.get("imageScanStatus", {}).get("status")
+                    pending += status in ("IN_PROGRESS", "PENDING")
+        except self.ecr.exceptions.RepositoryNotFoundException:
+            return 0
         return pending
 
     def trivy_log_seconds(self, digest: str) -> tuple[float, float] | None:
