@@ -254,8 +254,9 @@ class JobQueue:
             dead = [job_id for job_id, owner in rows
                     if owner.split(":")[1].isdigit() and not alive(int(owner.split(":")[1]))]
             for job_id in dead:
-                conn.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'leased'",
-                             (now - 1, job_id))
+                # A lease is claimable again once available_at (its end) has passed.
+                conn.execute("UPDATE jobs SET lease_until = ?, available_at = ? WHERE id = ? "
+                             "AND state = 'leased'", (now, now, job_id))
             return len(dead)
 
         return await self.store.transaction(expire)
