@@ -32,8 +32,9 @@ round has a fresh data dir, so a fresh Trivy cache slot.
      slice of the real bookworm rootfs with its dpkg database, and real wheels; see
      bench/scan_images.py) were pushed into a scan-on-push repository, once a Trivy process
      runs. A sample counts only if scans were still unfinished when the push ended and a
-     Trivy process was seen in at least half of the 10 ms samples during the push (else it
-     is shown, marked NOT BUSY, and left out of the median).
+     Trivy process (running, or paused by Berth: shown as "stopped") was seen in at least
+     half of the 10 ms samples during the push (else it is shown, marked NOT BUSY, and left
+     out of the median).
    ``--pushes`` (5) images per condition per round. Target: loaded / idle <= 1.1.
 
 For every sample the CPU of the machine, the server, its Trivy processes, this benchmark,
@@ -186,8 +187,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trivy-autogroup-nice", type=int,
                         help="diagnostic: nice value of Trivy's scheduler autogroup")
     args = parser.parse_args(argv)
-    if not 1 <= args.rounds <= 50 or not 1 <= args.pushes <= 10 or not 1 <= args.loaders <= 100:
-        parser.error("--rounds 1..50, --pushes 1..10, --loaders 1..100")
+    if not 1 <= args.rounds <= 50 or not 1 <= args.pushes <= 10 or not 1 <= args.loaders <= 100 \
+            or not 0 < args.poll <= 5:
+        parser.error("--rounds 1..50, --pushes 1..10, --loaders 1..100, --poll (0, 5]")
     return args
 
 

@@ -17,7 +17,7 @@ benchmark's pushes compete for the disk without showing up as CPU). Kernel threa
 writeback, the ext4 journal: work the measured pushes cause) are ``kernel``, not noise.
 CPU is in per cent of *all* cores over the window. ``trivy_running_pct`` is how often a
 Trivy process was alive at a sample: the evidence that a scan really ran while a push was
-timed.
+timed; ``trivy_stopped_pct`` how often all of them were stopped (SIGSTOP) at a sample.
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ def _written(pid: str) -> int:
     return 0
 
 
-def trivy_children(server_pid: int) -> dict[int, int]:
-    """{pid: ticks} of the server's live child processes named ``trivy``."""
-    found: dict[int, int] = {}
+def trivy_children(server_pid: int) -> dict[int, tuple[int, bool]]:
+    """{pid: (ticks, stopped)} of the server's live child processes named ``trivy``;
+    ``stopped`` is state T (Berth SIGSTOPs its scans while it receives uploads)."""
+    found: dict[int, tuple[int, bool]] = {}
     try:
         tasks = os.listdir(f"/proc/{server_pid}/task")
     except OSError:
@@ -101,7 +102,7 @@ def trivy_children(server_pid: int) -> dict[int, int]:
         for pid in pids:
             fields = _stat(pid)
             if fields is not None and fields[0].startswith(b"trivy") and fields[1] != b"Z":
-                found[pid] = int(fields[12]) + int(fields[13])
+                found[pid] = (int(fields[12]) + int(fields[13]), fields[1] in (b"T", b"t"))
     return found
 
 
@@ -118,6 +119,7 @@ class CpuShares:
     other_pct: float
     other_write_mb: float  # bytes other processes sent to storage during the window
     trivy_running_pct: float  # share of samples at which a Trivy process was alive
+    trivy_stopped_pct: float  # share of samples at which every live Trivy was stopped
     samples: int
 
     def as_dict(self) -> dict:
@@ -133,7 +135,7 @@ class CpuWindow:
         self.shares: CpuShares | None = None
         self._trivy_first: dict[int, int] = {}
         self._trivy_last: dict[int, int] = {}
-        self._samples = self._running = 0
+        self._samples = self._running = self._stopped = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_loop, daemon=True)
 
@@ -141,13 +143,14 @@ class CpuWindow:
         if self.server_pid is None:
             return
         current = trivy_children(self.server_pid)
-        for pid, ticks in current.items():
+        for pid, (ticks, _) in current.items():
             # A process first seen mid-window started mid-window (or ran before it: then the
             # ticks it had at its first sample belong to the time before, and are dropped).
             self._trivy_first.setdefault(pid, ticks if self._samples == 0 else 0)
             self._trivy_last[pid] = ticks
         self._samples += 1
         self._running += bool(current)
+        self._stopped += bool(current) and all(stopped for _, stopped in current.values())
 
     def _sample_loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -196,6 +199,7 @@ class CpuWindow:
             trivy_pct=pct(trivy), bench_pct=pct(bench), kernel_pct=pct(kernel),
             other_pct=pct(other), other_write_mb=other_written / 1e6,
             trivy_running_pct=100.0 * self._running / max(self._samples, 1),
+            trivy_stopped_pct=100.0 * self._stopped / max(self._samples, 1),
             samples=self._samples)
 
 

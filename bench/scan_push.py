@@ -3,8 +3,10 @@ while a queue of scans runs.
 
 One round = one fresh server; idle and loaded pushes alternate which comes first. Every timed
 push is a new image to that server (``Bench.big_image``), into a repository without scan on
-push, after a random pause (``JITTER``). Loaded pushes start once the loader images are pushed and a Trivy process runs, and
-stop when the queue has drained (then fewer samples are taken).
+push, after a random pause (``JITTER``). Loaded pushes start once the loader images are
+pushed and a Trivy process runs, and stop when the queue has drained (then fewer samples are
+taken). A Trivy process that Berth has paused (SIGSTOP) still counts as a scan in progress;
+the samples say how often it was stopped.
 """
 
 from __future__ import annotations

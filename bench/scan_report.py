@@ -93,6 +93,7 @@ def summarize(results: dict, args) -> dict:
                                                    default=None),
             "trivy_running_pct_min": min((s["cpu"]["trivy_running_pct"] for s in loaded),
                                          default=None),
+            "trivy_stopped_pct_median": _cpu_median(loaded, "trivy_stopped_pct"),
             "drain_seconds": _median(loaded, "drain_seconds"),
             "loader_push_seconds": _median(loaded, "loader_push_seconds"),
             **{f"{name}_cpu": {k: _cpu_median(group, k) for k in (
@@ -127,7 +128,8 @@ def _sample_lines(results: dict) -> list[str]:
     for s in results["push"]:
         cpu = s["cpu"]
         loaded = (f" | scans unfinished {s['unfinished_before']}->{s['unfinished_after']}, "
-                  f"trivy seen {cpu['trivy_running_pct']:.0f}%"
+                  f"trivy seen {cpu['trivy_running_pct']:.0f}% (stopped "
+                  f"{cpu['trivy_stopped_pct']:.0f}%)"
                   f"{'' if s['busy'] else ' NOT BUSY (excluded)'}"
                   if s["condition"] == "loaded" else "")
         lines.append(f"  push r{s['round']} {s['condition']:6} #{s['index']}: "
@@ -168,7 +170,8 @@ def _detail_lines(summary: dict, args) -> list[str]:
             f"push {args.push_mib} MiB (OCI API, POST + monolithic PUT): idle "
             f"{_fmt(d['idle_mb_per_s'], '.0f')} MB/s, loaded {_fmt(d['loaded_mb_per_s'], '.0f')} "
             f"MB/s; in loaded pushes trivy was seen in >= {_fmt(d['trivy_running_pct_min'], '.0f')}"
-            f"% of samples and >= {d['unfinished_scans_after_push_min']} scans were unfinished "
+            f"% of samples (all stopped in {_fmt(d['trivy_stopped_pct_median'], '.0f')}%, median) "
+            f"and >= {d['unfinished_scans_after_push_min']} scans were unfinished "
             f"at the end ({d['loaded_not_busy']} not busy, excluded); {args.loaders} scans took "
             f"{_fmt(d['drain_seconds'], '.1f')}s after the loader pushes",
             "cpu during the timed pushes, % of all cores (medians): " + "; ".join(
