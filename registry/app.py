@@ -16,7 +16,7 @@ from registry.appkeys import (
     AUTHENTICATOR, AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, IDENTITIES, JOBS_QUEUED, METADATA,
     METRICS, PULL_PROTECTION, TOKENS, UPLOAD_ACTIVITY,
 )
-from registry.auth.authenticate import Authenticator
+from registry.auth.authenticate import Authenticator, registry_token
 from registry.auth.authorize import AllowAll
 from registry.auth.credential_cache import CredentialCache
 from registry.auth.identities import IdentityStore
@@ -67,6 +67,8 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/metrics", metrics_handler, name="metrics")
     app.router.add_post("/", api_endpoint, name="api")
+    # The Basic challenge's realm is this URL: token-fetching clients (oras-py) ask it.
+    app.router.add_get("/", registry_token, name="registry_token")
     setup_routes(app)
     app.cleanup_ctx.append(_maintenance)
     # The composition root may know every package: the scan and webhook workers are wired

@@ -127,10 +127,10 @@ async def authenticate_v2(request: web.Request, handler) -> web.StreamResponse:
     """Establish the caller of a /v2/ request (anonymous when it sent no credentials)."""
     authenticator = request.app.get(AUTHENTICATOR)
     if authenticator is not None and request.path.startswith("/v2"):
-        principal = authenticator.registry(request)
+        principal = await authenticator.registry(request)
         if principal is None:
             if request.path == "/v2/" or request.path == "/v2":
-                raise authenticator.challenge("Not Authorized")
+                raise authenticator.challenge(request, "Not Authorized")
             principal = ANONYMOUS
         request["principal"] = principal
     return await handler(request)

@@ -112,5 +112,5 @@ async def authorize(request: web.Request, action: str, account: str,
         return
     authenticator = request.app.get(AUTHENTICATOR)
     if access.principal.is_anonymous and authenticator is not None:
-        raise authenticator.challenge("authentication required")
+        raise authenticator.challenge(request, "authentication required")
     raise Denied(verdict.message)

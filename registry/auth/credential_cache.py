@@ -11,8 +11,14 @@ from typing import Any, Callable
 from registry.auth.identities import IdentityStore, User
 
 
-class _TTLMap:
-    """A bounded map whose entries expire ``ttl`` seconds after they were loaded."""
+class TTLMap:
+    """A bounded map whose entries expire ``ttl`` seconds after they were loaded; past
+    ``maxsize`` the least recently stored entry goes first (never everything at once).
+
+    The one per-process memo of the request path (credentials, policies, verified registry
+    tokens, pull-protection thresholds): thread-safe, because credential lookups also run on
+    worker threads.
+    """
 
     def __init__(self, ttl: float, maxsize: int, clock: Callable[[], float]) -> None:
         self._ttl, self._maxsize, self._clock = ttl, maxsize, clock
@@ -37,6 +43,14 @@ class _TTLMap:
         with self._lock:
             self._entries.clear()
 
+    @property
+    def ttl(self) -> float:
+        return self._ttl
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
 
 class CredentialCache:
     """Memoises ``IdentityStore`` lookups for ``ttl`` seconds, per process.
@@ -51,8 +65,13 @@ class CredentialCache:
     def __init__(self, store: IdentityStore, ttl: float = 5.0, *, maxsize: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
-        self._keys = _TTLMap(ttl, maxsize, clock)
-        self._policies = _TTLMap(ttl, maxsize, clock)
+        self._keys = TTLMap(ttl, maxsize, clock)
+        self._policies = TTLMap(ttl, maxsize, clock)
+
+    @property
+    def ttl(self) -> float:
+        """How long a deleted or deactivated key may still be honoured, in seconds."""
+        return self._keys.ttl
 
     def lookup_sync(self, key_id: str) -> tuple[User, str] | None:
         """``store.lookup_access_key(key_id)``, memoised. Raises: SecretBoxError."""

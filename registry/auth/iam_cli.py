@@ -73,7 +73,7 @@ def _list_users(store: IdentityStore, args: argparse.Namespace, account: str) ->
 
 
 def _delete_user(store: IdentityStore, args: argparse.Namespace, account: str) -> None:
-    store.delete_user(account, args.user_name)
+    store.delete_user(account, args.user_name, force=args.force)
 
 
 def _create_access_key(store: IdentityStore, args: argparse.Namespace,
@@ -192,7 +192,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     add("get-user", "GetUser", _get_user, "show a user")
     add("list-users", "ListUsers", _list_users, "list the users of an account", user=False)
     add("delete-user", "DeleteUser", _delete_user,
-        "delete a user (its access keys and policies must be deleted first)")
+        "delete a user (its access keys and policies must be deleted first, or use --force)"
+        ).add_argument("--force", action="store_true",
+                       help="also delete the user's access keys and inline policies")
     add("create-access-key", "CreateAccessKey", _create_access_key,
         "create an access key and print its secret (shown only this once)")
     add("list-access-keys", "ListAccessKeys", _list_access_keys, "list a user's access keys")
