@@ -13,11 +13,12 @@ from registry.ecr.errors import (
     RepositoryNotEmptyException, RepositoryPolicyNotFoundException, TooManyTagsException,
     invalid_parameter,
 )
-from registry.ecr.pagination import page
+from registry.auth.listing import MAX_SKIP, Cursor, visible_page
+from registry.ecr import pagination
 from registry.metadata.ecr_queries import (
     RepositoryExistsError, RepositoryNotEmptyError, TooManyTagsError,
 )
-from registry.metadata.models import Event, RepositorySettings
+from registry.metadata.models import Event, Repository, RepositorySettings
 
 _ARN = re.compile(r"^arn:aws:ecr:([a-z0-9-]+):(\d{12}):repository/(.+)$")
 
@@ -72,6 +73,9 @@ async def create_repository(call: ECRCall) -> dict[str, Any]:
 
 
 async def describe_repositories(call: ECRCall) -> dict[str, Any]:
+    """Named repositories (each authorized before it is looked up, so a caller who may not
+    describe one learns nothing of its existence), or a listing filtered by authorization
+    whose ``nextToken`` never names a hidden repository (registry/auth/listing.py)."""
     p = call.params
     names = p.get("repositoryNames")
     if names is not None and ("nextToken" in p or "maxResults" in p):
@@ -83,20 +87,42 @@ async def describe_repositories(call: ECRCall) -> dict[str, Any]:
             await call.authorize("ecr:DescribeRepositories", name)
             repos.append(await call.repository(name))
         return {"repositories": [shapes.repository(call, r) for r in repos]}
-    everything = await call.metadata.describe_repositories(call.account, after=None,
-                                                           limit=1_000_000)
-    visible = [repo for repo in everything
-               if await call.allowed("ecr:DescribeRepositories", repo.name)]
-    if not visible:
-        # Nothing to show must still be a permitted answer: ask about the first repository,
-        # or about "repository/*" in an empty registry.
-        await call.authorize("ecr:DescribeRepositories",
-                             everything[0].name if everything else "*")
-    chunk, token = page(visible, p, key=lambda r: r.name)
-    result: dict[str, Any] = {"repositories": [shapes.repository(call, r) for r in chunk]}
-    if token:
-        result["nextToken"] = token
+    cursor = _listing_cursor(p.get("nextToken"))
+
+    async def fetch(position: Cursor, limit: int) -> list[Repository]:
+        return await call.metadata.describe_repositories(
+            call.account, after=position.after, limit=limit, skip=position.skip)
+
+    async def visible(repo: Repository) -> bool:
+        return await call.allowed("ecr:DescribeRepositories", repo.name)
+
+    chunk = await visible_page(fetch, visible, lambda r: r.name, cursor=cursor,
+                               limit=p.get("maxResults") or pagination.DEFAULT_PAGE)
+    if not chunk.items and chunk.next is None and cursor.is_start:
+        # Nothing to show must still be a permitted answer; the denial names the listing's
+        # resource, "repository/*", as AWS's does, never a repository the caller cannot see.
+        await call.authorize("ecr:DescribeRepositories", "*")
+    result: dict[str, Any] = {"repositories": [shapes.repository(call, r)
+                                               for r in chunk.items]}
+    if chunk.next is not None:
+        result["nextToken"] = pagination.encode(
+            chunk.next.after if not chunk.next.skip else [chunk.next.after, chunk.next.skip])
     return result
+
+
+def _listing_cursor(token: str | None) -> Cursor:
+    """A DescribeRepositories ``nextToken``: a repository name, or [name or null, skip].
+
+    Raises: InvalidParameterException for anything else.
+    """
+    position = pagination.decode(token)
+    if position is None or isinstance(position, str):
+        return Cursor(position)
+    if (isinstance(position, list) and len(position) == 2
+            and (position[0] is None or isinstance(position[0], str))
+            and type(position[1]) is int and 0 <= position[1] <= MAX_SKIP):
+        return Cursor(position[0], position[1])
+    raise pagination.invalid_token()
 
 
 async def delete_repository(call: ECRCall) -> dict[str, Any]:

@@ -16,7 +16,7 @@ DEFAULT_PAGE = 100
 T = TypeVar("T")
 
 
-def _invalid() -> InvalidParameterException:
+def invalid_token() -> InvalidParameterException:
     return InvalidParameterException("Invalid parameter at 'nextToken' failed to satisfy "
                                      "constraint: 'Invalid pagination token'")
 
@@ -32,7 +32,7 @@ def decode(token: str | None) -> Any:
         padded = token + "=" * (-len(token) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError):
-        raise _invalid() from None
+        raise invalid_token() from None
 
 
 def _position(value: Any) -> Any:
@@ -47,7 +47,7 @@ def page(items: list[T], params: dict[str, Any], key: Callable[[T], Any], *,
         try:
             items = [item for item in items if _position(key(item)) > after]
         except TypeError:
-            raise _invalid() from None
+            raise invalid_token() from None
     size = params.get("maxResults") or default
     chunk = items[:size]
     token = encode(_position(key(chunk[-1]))) if len(items) > size else None

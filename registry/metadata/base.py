@@ -17,8 +17,9 @@ class MetadataStore(Protocol):
 
     async def ensure_repository(self, account: str, name: str) -> Repository: ...
 
-    async def list_repositories(self, account: str, *, last: str | None,
-                                limit: int) -> list[str]: ...
+    async def list_repositories(self, account: str, *, last: str | None, limit: int,
+                                skip: int = 0) -> list[str]:
+        """Names after ``last`` in name order, passing over the first ``skip`` of them."""
 
     async def linked_blob_size(self, repository_id: int, digest: str) -> int | None:
         """Size of a blob linked into the repository, or None (the repo-scoped read rule)."""

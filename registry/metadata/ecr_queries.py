@@ -72,10 +72,12 @@ class ECRQueries:
         return repository_row(self._read_one(f"SELECT {REPOSITORY_COLUMNS} FROM repositories "
                                              "WHERE id = ?", (repository_id,)))
 
-    async def describe_repositories(self, account: str, *, after: str | None,
-                                    limit: int) -> list[Repository]:
+    async def describe_repositories(self, account: str, *, after: str | None, limit: int,
+                                    skip: int = 0) -> list[Repository]:
+        """Repositories after ``after`` in name order, passing over the first ``skip``."""
         rows = self._read(f"SELECT {REPOSITORY_COLUMNS} FROM repositories WHERE account = ? "
-                          "AND name > ? ORDER BY name LIMIT ?", (account, after or "", limit))
+                          "AND name > ? ORDER BY name LIMIT ? OFFSET ?",
+                          (account, after or "", limit, skip))
         return [r for r in map(repository_row, rows) if r is not None]
 
     async def update_repository(self, repository_id: int, **fields: Any) -> None:

@@ -140,10 +140,11 @@ class SQLiteMetadataStore(ECRQueries, ScanQueries):
 
         return await self.transaction(create)
 
-    async def list_repositories(self, account: str, *, last: str | None,
-                                limit: int) -> list[str]:
+    async def list_repositories(self, account: str, *, last: str | None, limit: int,
+                                skip: int = 0) -> list[str]:
+        """Names after ``last`` in name order, passing over the first ``skip`` of them."""
         rows = self._read("SELECT name FROM repositories WHERE account = ? AND name > ? "
-                          "ORDER BY name LIMIT ?", (account, last or "", limit))
+                          "ORDER BY name LIMIT ? OFFSET ?", (account, last or "", limit, skip))
         return [r[0] for r in rows]
 
     # -- blobs --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from registry.appkeys import METADATA
 from registry.auth.authorize import authorize, is_allowed
+from registry.auth.listing import MAX_SKIP, Cursor, visible_page
 from registry.metadata.models import ManifestRecord
 from registry.oci.context import account_of, existing_repository, repository_name
 from registry.oci.digests import parse_digest
@@ -95,23 +96,47 @@ async def list_referrers(request: web.Request) -> web.Response:
     return _json(index, headers=headers, content_type=OCI_INDEX)
 
 
+def _catalog_cursor(request: web.Request) -> Cursor:
+    """Raises: Unsupported (400) for a ``skip`` that is not a small count."""
+    skip = request.query.get("skip") or "0"
+    if not skip.isdigit() or len(skip) > 10 or int(skip) > MAX_SKIP:
+        raise Unsupported(f"invalid pagination number: {skip[:20]!r}", status=400)
+    return Cursor(request.query.get("last") or None, int(skip))
+
+
 async def catalog(request: web.Request) -> web.Response:
-    """Repositories the caller may describe (a refusal hides an entry, it does not fail)."""
+    """Repositories the caller may describe: a refusal hides an entry, it does not fail, and
+    neither the page nor its ``Link`` names a hidden repository (registry/auth/listing.py).
+
+    Raises:
+        Unauthorized/Denied on resource ``repository/*`` when the caller may see no
+        repository at all (an anonymous caller is thus asked to log in).
+    """
     account = account_of(request)
     n = _page_size(request, CATALOG_PAGE, 10000)
     assert n is not None
+    cursor = _catalog_cursor(request)
     if n == 0:
         return _json({"repositories": []})
-    last = request.query.get("last") or None
-    names = await request.app[METADATA].list_repositories(account, last=last, limit=n + 1)
-    more = len(names) > n
-    names = names[:n]
-    visible = [name for name in names if await is_allowed(
-        request, "ecr:DescribeRepositories", account, name, record=False)]
-    if not visible:
-        await authorize(request, "ecr:DescribeRepositories", account,
-                        names[0] if names else "*")
+    metadata = request.app[METADATA]
+
+    async def fetch(position: Cursor, limit: int) -> list[str]:
+        return await metadata.list_repositories(account, last=position.after, limit=limit,
+                                                skip=position.skip)
+
+    async def visible(name: str) -> bool:
+        return await is_allowed(request, "ecr:DescribeRepositories", account, name,
+                                record=False)
+
+    page = await visible_page(fetch, visible, lambda name: name, cursor=cursor, limit=n)
+    if not page.items and page.next is None and cursor.is_start:
+        await authorize(request, "ecr:DescribeRepositories", account, "*")
     headers: dict[str, str] = {}
-    if more:
-        headers["Link"] = _link("/v2/_catalog", {"n": str(n), "last": names[-1]})
-    return _json({"repositories": visible}, headers=headers)
+    if page.next is not None:
+        params = {"n": str(n)}
+        if page.next.after is not None:
+            params["last"] = page.next.after
+        if page.next.skip:
+            params["skip"] = str(page.next.skip)
+        headers["Link"] = _link("/v2/_catalog", params)
+    return _json({"repositories": page.items}, headers=headers)
