@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from registry import scanning
+from registry.appkeys import PULL_PROTECTION
 from registry.ecr import shapes
 from registry.ecr.call import ECRCall
 from registry.ecr.errors import (
@@ -93,9 +94,18 @@ async def batch_get_image(call: ECRCall) -> dict[str, Any]:
     repo = await call.repository(name)
     images: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
+    protection = call.app[PULL_PROTECTION]
     async for _, found in resolve_all(call, repo, call.params["imageIds"], failures):
         record = found.record
         assert record is not None
+        blocked = await protection.blocked_image(repo, record)
+        if blocked is not None:
+            # ImageInaccessible is the model's failure code for an image that exists but
+            # cannot be handed out; the image is not pulled, so no pull time is recorded.
+            failures.append(shapes.failure(
+                shapes.image_id(record.digest, found.tag), "ImageInaccessible",
+                f"Pull protection: {blocked.reason()}"))
+            continue
         body = call.cache.get(record.digest) or await call.blobs.read_bytes(
             parse_digest(record.digest))
         images.append({"registryId": repo.account, "repositoryName": name,

@@ -6,10 +6,12 @@ import base64
 import uuid
 from typing import Any, AsyncIterator
 
+from registry.appkeys import PULL_PROTECTION
 from registry.ecr.call import ECRCall
 from registry.ecr.errors import (
     EmptyUploadException, InvalidLayerException, InvalidLayerPartException,
-    LayerAlreadyExistsException, LayersNotFoundException, UploadNotFoundException,
+    LayerAlreadyExistsException, LayerInaccessibleException, LayersNotFoundException,
+    UploadNotFoundException,
 )
 from registry.oci.digests import parse_digest
 from registry.oci.errors import OCIError
@@ -135,6 +137,13 @@ async def get_download_url_for_layer(call: ECRCall) -> dict[str, Any]:
         raise LayersNotFoundException(
             f"Layer with digest '{digest}' does not exist in the repository with name '{name}' "
             f"in the registry with id '{repo.account}'")
+    blocked = await call.app[PULL_PROTECTION].blocked_layer(repo, digest)
+    if blocked is not None:
+        # The operation's own modelled error for a layer that may not be handed out;
+        # AccessDenied would send the caller looking for a policy that is not the cause.
+        raise LayerInaccessibleException(
+            f"The layer with digest '{digest}' is not available: it belongs only to images "
+            f"blocked by pull protection ({blocked.reason()})")
     url = f"{call.request.scheme}://{call.host}/v2/{name}/blobs/{digest}"
     return {"downloadUrl": url, "layerDigest": digest}
 

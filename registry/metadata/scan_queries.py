@@ -111,6 +111,19 @@ class ScanQueries:
 
         await self.transaction(finish)
 
+    async def image_scans_using_blob(self, repository_id: int, blob_digest: str
+                                     ) -> list[tuple[str, str | None, dict[str, int]]]:
+        """Every manifest of the repository that references the blob (as a layer or its
+        config), with its scan's status and severity counts (None, {} when never scanned),
+        in digest order."""
+        rows = self._read(
+            "SELECT r.manifest_digest, s.status, s.severity_counts FROM manifest_references r "
+            "LEFT JOIN scan_results s ON s.repository_id = r.repository_id "
+            "AND s.manifest_digest = r.manifest_digest WHERE r.repository_id = ? "
+            "AND r.child_digest = ? AND r.child_kind = 'blob' ORDER BY r.manifest_digest",
+            (repository_id, blob_digest))
+        return [(digest, status, json.loads(counts or "{}")) for digest, status, counts in rows]
+
     async def scans_older_than_db(self, db_updated_at: float) -> list[tuple[int, str]]:
         """Completed scans made with an older vulnerability DB (for continuous rescans)."""
         return [(r[0], r[1]) for r in self._read(

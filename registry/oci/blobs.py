@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA
+from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA, PULL_PROTECTION
 from registry.auth.authorize import authorize
 from registry.oci.context import account_of, existing_repository, repository_name
 from registry.oci.digests import parse_digest
@@ -24,7 +24,12 @@ def _headers(digest: str, size: int) -> dict[str, str]:
 
 
 async def _locate(request: web.Request, action: str) -> tuple[int, str, int]:
-    """Return (repository id, digest, size) of a blob linked into the repository."""
+    """Return (repository id, digest, size) of a blob linked into the repository.
+
+    Raises:
+        BlobUnknown; Denied for a download (GET) of a layer that only images blocked by pull
+        protection use: a client holding the digests must not skip the manifest's check.
+    """
     name = repository_name(request)
     digest = parse_digest(request.match_info["digest"])
     account = account_of(request)
@@ -33,6 +38,8 @@ async def _locate(request: web.Request, action: str) -> tuple[int, str, int]:
     size = await request.app[METADATA].linked_blob_size(repo.id, str(digest))
     if size is None:
         raise BlobUnknown(f"blob unknown to registry: {digest}", detail={"digest": str(digest)})
+    if action == "ecr:GetDownloadUrlForLayer":  # a download, not HEAD's existence check
+        await request.app[PULL_PROTECTION].check_layer(repo, str(digest))
     return repo.id, str(digest), size
 
 

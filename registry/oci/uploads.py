@@ -12,7 +12,7 @@ from typing import AsyncIterator
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from registry.appkeys import BLOBS, METADATA, METRICS, UPLOAD_ACTIVITY
+from registry.appkeys import BLOBS, METADATA, METRICS, PULL_PROTECTION, UPLOAD_ACTIVITY
 from registry.auth.authorize import authorize, is_allowed
 from registry.metadata.models import Repository
 from registry.oci.context import account_of, push_target, repository_name
@@ -151,8 +151,16 @@ async def start_upload(request: web.Request) -> web.Response:
 
 async def _try_mount(request: web.Request, account: str, name: str,
                      query) -> web.Response | None:
-    """Mount when the source repository holds the blob and the caller may read it there;
-    otherwise None, and the caller starts a normal session (202) without revealing why."""
+    """Mount when the source repository holds the blob and the caller may download it
+    there; otherwise None, and the caller starts a normal session (202) without revealing
+    why (a missing source, a refused permission and a missing blob look alike).
+
+    AWS documents one permission for mounting: ``ecr:GetDownloadUrlForLayer`` on the source
+    repository (blob-mounting.html: "Users need ecr:GetDownloadUrlForLayer IAM permission on
+    a repository to mount layers from the repository"). It is exactly what a client would
+    need to fetch the bytes and upload them itself, so a mount never grants more than that;
+    for the same reason a layer that pull protection withholds is not mounted either.
+    """
     try:
         digest = parse_digest(query["mount"])
     except Exception:
@@ -168,11 +176,15 @@ async def _try_mount(request: web.Request, account: str, name: str,
     # ECR mounts only when the registry's BLOB_MOUNTING setting is ENABLED (reference 6).
     if await metadata.get_setting(account, "BLOB_MOUNTING") != "ENABLED":
         return None
-    source = await metadata.get_repository(account, source_name)
-    if source is None or not await is_allowed(request, "ecr:BatchGetImage", account,
-                                              source_name):
+    # A refusal only means "upload instead": not a denial to log, nor one that would
+    # suppress this request's audit line.
+    if not await is_allowed(request, "ecr:GetDownloadUrlForLayer", account, source_name,
+                            record=False):
         return None
-    if await metadata.linked_blob_size(source.id, str(digest)) is None:
+    source = await metadata.get_repository(account, source_name)
+    if source is None or await metadata.linked_blob_size(source.id, str(digest)) is None:
+        return None
+    if await request.app[PULL_PROTECTION].blocked_layer(source, str(digest)) is not None:
         return None
     target = await push_target(request, account, name)
     if await metadata.mount_blob(source.id, target.id, str(digest)) is None:
