@@ -20,7 +20,8 @@ from registry.ecr.scan_shapes import nonzero
 from registry.images import (
     ImageAlreadyExistsError, ImmutableTagError, ManifestDigestMismatchError, put_image,
 )
-from registry.metadata.models import Event, MissingReferencesError
+from registry.events import IMAGE_DELETED
+from registry.metadata.models import Event, MissingReferencesError, StillReferencedError
 from registry.oci.digests import parse_digest
 from registry.oci.errors import OCIError
 from registry.oci.names import is_tag
@@ -117,6 +118,9 @@ async def batch_get_image(call: ECRCall) -> dict[str, Any]:
 
 
 async def batch_delete_image(call: ECRCall) -> dict[str, Any]:
+    """By tag: the tag goes, and the image with its last tag unless an index references it
+    (reference 3), decided in the same transaction as the tag's removal. By digest: the
+    image and all its tags, unless an index references it (ImageReferencedByManifestList)."""
     name = call.params["repositoryName"]
     await call.authorize("ecr:BatchDeleteImage", name)
     repo = await call.repository(name)
@@ -125,25 +129,35 @@ async def batch_delete_image(call: ECRCall) -> dict[str, Any]:
     async for image_id, found in resolve_all(call, repo, call.params["imageIds"], failures):
         record = found.record
         assert record is not None
-        event = Event("image.deleted", {"account": repo.account, "repository": name,
-                                        "digest": record.digest, "tag": found.tag})
         if found.tag and not image_id.get("imageDigest"):
-            # Delete by tag removes the tag; the image goes with its last tag (reference 3).
-            await call.metadata.delete_tag(repo.id, found.tag, [event])
-            if not await call.metadata.tags_for(repo.id, record.digest) and \
-                    not await call.metadata.parents_of(repo.id, record.digest):
-                await call.metadata.delete_manifest(repo.id, record.digest, [])
-            deleted.append(shapes.image_id(record.digest, found.tag))
+            tag = found.tag
+            gone = await call.metadata.delete_image_tag(
+                repo.id, tag, lambda digest: [_deleted_event(repo, digest, tag)])
+            if gone is None:  # deleted by a concurrent request since it was resolved
+                failures.append(shapes.failure(shapes.image_id(None, tag), "ImageNotFound",
+                                               "Requested image not found"))
+            else:
+                deleted.append(shapes.image_id(gone.digest, tag))
             continue
-        if await call.metadata.parents_of(repo.id, record.digest):
+        try:
+            tags = await call.metadata.delete_unreferenced_manifest(
+                repo.id, record.digest, [_deleted_event(repo, record.digest, found.tag)])
+        except StillReferencedError:
             failures.append(shapes.failure(shapes.image_id(record.digest, found.tag),
                                            "ImageReferencedByManifestList",
                                            "Requested image is referenced by a manifest list"))
             continue
-        tags = await call.metadata.tags_for(repo.id, record.digest)
-        await call.metadata.delete_manifest(repo.id, record.digest, [event])
-        deleted.extend(shapes.image_id(record.digest, t) for t in tags or [None])
+        if tags is None:
+            failures.append(shapes.failure(shapes.image_id(record.digest, found.tag),
+                                           "ImageNotFound", "Requested image not found"))
+        else:
+            deleted.extend(shapes.image_id(record.digest, t) for t in tags or [None])
     return {"imageIds": deleted, "failures": failures}
+
+
+def _deleted_event(repo, digest: str, tag: str | None) -> Event:
+    return Event(IMAGE_DELETED, {"account": repo.account, "repository": repo.name,
+                                 "digest": digest, "tag": tag})
 
 
 def _tag_status(params: dict[str, Any]) -> str:

@@ -73,3 +73,13 @@ class MissingReferencesError(LookupError):
 
 class RepositoryNotFoundError(LookupError):
     pass
+
+
+class StillReferencedError(ValueError):
+    """A delete refused because manifests of the repository still reference the target
+    (ECR's ImageReferencedByManifestList); nothing was changed."""
+
+    def __init__(self, digest: str, referenced_by: list[str]) -> None:
+        self.digest = digest
+        self.referenced_by = referenced_by
+        super().__init__(f"{digest} is referenced by {', '.join(referenced_by)}")

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from registry.metadata.delete_queries import DeleteQueries
 from registry.metadata.ecr_queries import ECRQueries
 from registry.metadata.models import (
     Event, ManifestRecord, MissingReferencesError, Reference, Repository,
@@ -57,7 +58,7 @@ def migrate(conn: sqlite3.Connection, migrations=None) -> None:
         raise
 
 
-class SQLiteMetadataStore(ECRQueries, ScanQueries):
+class SQLiteMetadataStore(ECRQueries, ScanQueries, DeleteQueries):
     """``MetadataStore`` on one SQLite file."""
 
     def __init__(self, path: Path) -> None:

@@ -13,7 +13,8 @@ from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA, PULL_PROTECTIO
 from registry.auth.authorize import authorize
 from registry.oci.context import account_of, existing_repository, repository_name
 from registry.oci.digests import parse_digest
-from registry.oci.errors import BlobUnknown, SizeInvalid
+from registry.metadata.models import StillReferencedError
+from registry.oci.errors import BlobUnknown, SizeInvalid, Unsupported
 from registry.oci.ranges import Unsatisfiable, parse_range
 
 
@@ -95,6 +96,16 @@ async def delete_blob(request: web.Request) -> web.Response:
     await authorize(request, "ecr:BatchDeleteImage", account, name)
     repo = await existing_repository(request, account, name)
     # Unlink from this repository only; storage is reclaimed by garbage collection.
-    if not await request.app[METADATA].unlink_blob(repo.id, str(digest)):
+    try:
+        unlinked = await request.app[METADATA].unlink_unreferenced_blob(repo.id, str(digest))
+    except StillReferencedError as exc:
+        # Unlinking would break an image. OCI has no "still referenced" code: 405 UNSUPPORTED
+        # is what the spec and Distribution answer for a delete the registry will not do, so
+        # clients already handle it; the message says which manifest holds the blob.
+        raise Unsupported(
+            f"blob {digest} is referenced by manifest {exc.referenced_by[0]} in repository "
+            f"'{name}': delete that image first", status=405,
+            detail={"digest": str(digest), "manifests": exc.referenced_by[:100]}) from None
+    if not unlinked:
         raise BlobUnknown(f"blob unknown to registry: {digest}")
     return web.Response(status=202, headers={"Content-Length": "0"})

@@ -27,9 +27,10 @@ def repository_name(request: web.Request) -> str:
     return check_name(request.match_info["name"])
 
 
-def name_unknown(name: str, account: str) -> NameUnknown:
+def name_unknown(name: str, account: str, *, hint: str = "") -> NameUnknown:
+    """ECR's text for a missing repository (reference 4.3), plus what to do about it."""
     return NameUnknown(f"The repository with name '{name}' does not exist in the registry "
-                       f"with id '{account}'", detail={"name": name})
+                       f"with id '{account}'{hint}", detail={"name": name})
 
 
 async def existing_repository(request: web.Request, account: str, name: str) -> Repository:
@@ -46,4 +47,10 @@ async def push_target(request: web.Request, account: str, name: str) -> Reposito
     metadata = request.app[METADATA]
     if request.app[CONFIG].create_on_push:
         return await metadata.ensure_repository(account, name)
-    return await existing_repository(request, account, name)
+    repo = await metadata.get_repository(account, name)
+    if repo is None:
+        # Pushing first and creating on demand is what most users try: say how to create it.
+        raise name_unknown(name, account, hint=(
+            f"; this registry does not create repositories on push (create_on_push = false): "
+            f"create it first with 'aws ecr create-repository --repository-name {name}'"))
+    return repo

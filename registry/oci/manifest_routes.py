@@ -9,11 +9,15 @@ from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA, PULL_PROTECTIO
 from registry.auth.authorize import authorize
 from registry import scanning
 from registry.images import ImmutableTagError, ManifestDigestMismatchError, put_image
-from registry.metadata.models import Event, ManifestRecord, MissingReferencesError
+from registry.events import IMAGE_DELETED
+from registry.metadata.models import (
+    Event, ManifestRecord, MissingReferencesError, StillReferencedError,
+)
 from registry.oci.context import account_of, existing_repository, push_target, repository_name
 from registry.oci.digests import Digest, parse_digest
 from registry.oci.errors import (
     DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, SizeInvalid, TagInvalid,
+    Unsupported,
 )
 from registry.oci.names import check_tag, is_tag
 
@@ -153,13 +157,23 @@ async def delete_manifest(request: web.Request) -> web.Response:
     repo = await existing_repository(request, account, name)
     metadata = request.app[METADATA]
     if digest is not None:
-        event = Event("image.deleted", {"account": account, "repository": name,
-                                        "digest": str(digest)})
-        deleted = await metadata.delete_manifest(repo.id, str(digest), [event])
+        event = Event(IMAGE_DELETED, {"account": account, "repository": name,
+                                      "digest": str(digest)})
+        try:
+            deleted = await metadata.delete_unreferenced_manifest(repo.id, str(digest),
+                                                                  [event]) is not None
+        except StillReferencedError as exc:
+            # ECR refuses with ImageReferencedByManifestList; on /v2/ the answer for a delete
+            # the registry will not do is 405 UNSUPPORTED (as for blobs), naming the index.
+            raise Unsupported(
+                f"manifest {digest} is referenced by the index {exc.referenced_by[0]} in "
+                f"repository '{name}' (ImageReferencedByManifestList): delete the index first",
+                status=405, detail={"digest": str(digest),
+                                    "manifests": exc.referenced_by[:100]}) from None
     else:
         record = await metadata.resolve_tag(repo.id, tag or "")
-        event = Event("image.deleted", {"account": account, "repository": name, "tag": tag,
-                                        "digest": record.digest if record else None})
+        event = Event(IMAGE_DELETED, {"account": account, "repository": name, "tag": tag,
+                                      "digest": record.digest if record else None})
         deleted = await metadata.delete_tag(repo.id, tag or "", [event])
     if not deleted:
         raise _manifest_unknown(reference)
