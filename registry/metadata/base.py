@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol, Sequence
 
+from registry.metadata.delete_queries import TagDeletion
 from registry.metadata.models import Event, ManifestRecord, Repository
 
 
@@ -33,7 +34,11 @@ class MetadataStore(Protocol):
                          digest: str) -> int | None:
         """Link a blob that the source repository holds; return its size or None."""
 
-    async def unlink_blob(self, repository_id: int, digest: str) -> bool: ...
+    async def unlink_unreferenced_blob(self, repository_id: int, digest: str) -> bool:
+        """Unlink a blob unless a manifest of the repository uses it; False if not linked.
+
+        Raises: StillReferencedError (nothing changed).
+        """
 
     async def touch_blob_link(self, repository_id: int, digest: str) -> None:
         """Renew a link's grace window (a client just checked the blob exists)."""
@@ -59,6 +64,19 @@ class MetadataStore(Protocol):
                               events: Sequence[Event]) -> bool: ...
 
     async def delete_tag(self, repository_id: int, tag: str, events: Sequence[Event]) -> bool: ...
+
+    async def delete_unreferenced_manifest(self, repository_id: int, digest: str,
+                                           events: Sequence[Event]) -> list[str] | None:
+        """Delete a manifest and its tags unless an index of the repository references it.
+
+        Returns: the tags it had, or None when there is no such manifest.
+        Raises: StillReferencedError (nothing changed).
+        """
+
+    async def delete_image_tag(self, repository_id: int, tag: str,
+                               events: Callable[[str], Sequence[Event]]) -> TagDeletion | None:
+        """Delete a tag, and in the same transaction the image it leaves untagged and
+        unreferenced; ``events(digest)`` are written with it. None: no such tag."""
 
     async def list_tags(self, repository_id: int, *, last: str | None,
                         limit: int | None) -> list[str]: ...

@@ -170,8 +170,3 @@ class ECRQueries:
                          "AND digest = ?", (time.time(), repository_id, digest))
 
         await self.transaction(record)
-
-    async def parents_of(self, repository_id: int, digest: str) -> list[str]:
-        return [r[0] for r in self._read(
-            "SELECT manifest_digest FROM manifest_references WHERE repository_id = ? AND "
-            "child_digest = ? AND child_kind = 'manifest'", (repository_id, digest))]

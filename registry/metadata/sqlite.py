@@ -187,14 +187,6 @@ class SQLiteMetadataStore(ECRQueries, ScanQueries, DeleteQueries):
 
         return await self.transaction(mount)
 
-    async def unlink_blob(self, repository_id: int, digest: str) -> bool:
-        def unlink(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute("DELETE FROM repository_blobs WHERE repository_id = ? "
-                               "AND digest = ?", (repository_id, digest))
-            return cur.rowcount > 0
-
-        return await self.transaction(unlink)
-
     async def touch_blob_link(self, repository_id: int, digest: str) -> None:
         def touch(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE repository_blobs SET linked_at = ? WHERE repository_id = ? "
