@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from registry.appkeys import METADATA
-from registry.auth.authorize import authorize, is_allowed
+from registry.auth.authorize import authorize, is_allowed, principal_of
 from registry.auth.listing import MAX_SKIP, Cursor, visible_page
 from registry.metadata.models import ManifestRecord
 from registry.oci.context import account_of, existing_repository, repository_name
@@ -129,7 +129,11 @@ async def catalog(request: web.Request) -> web.Response:
                                 record=False)
 
     page = await visible_page(fetch, visible, lambda name: name, cursor=cursor, limit=n)
-    if not page.items and page.next is None and cursor.is_start:
+    # An empty first page must still be a permitted answer. An anonymous caller is asked to
+    # log in even when the scan budget ran out first: its client would never follow a Link
+    # through thousands of hidden names before learning that it should authenticate.
+    if not page.items and cursor.is_start and (
+            page.next is None or principal_of(request).is_anonymous):
         await authorize(request, "ecr:DescribeRepositories", account, "*")
     headers: dict[str, str] = {}
     if page.next is not None:
