@@ -7,7 +7,7 @@ Every path that hands out an image asks here: the manifest GET/HEAD and BatchGet
 cross-repository mount (``blocked_layer``). A layer is blocked only when every image of the
 repository that uses it is blocked: a base layer shared with a clean image stays
 downloadable, while a pull that skips the manifest cannot fetch what only blocked images
-hold.
+hold. The platform manifests of a blocked index (scanned as a whole) are blocked with it.
 
 The threshold lookup is memoised per process for a second, so the request path costs one
 map lookup when protection is off.
@@ -64,10 +64,10 @@ class PullProtection:
         if threshold is None:
             return None
         scan = await self.metadata.get_scan(repo.id, record.digest)
-        if scan is None or scan.status != "COMPLETE":
-            return None
-        level = blocks(threshold, scan.severity_counts)
-        return None if level is None else Blocked(record.digest, level, threshold, repo.name)
+        if scan is None:
+            return await self._verdict(repo, record.digest, None, {}, threshold)
+        return await self._verdict(repo, record.digest, scan.status, scan.severity_counts,
+                                   threshold)
 
     async def blocked_layer(self, repo: Repository, digest: str) -> Blocked | None:
         """The reason blob ``digest`` must not be downloaded from ``repo``, or None: only
@@ -77,12 +77,31 @@ class PullProtection:
         if threshold is None:
             return None
         first = None
-        for image, status, counts in await self.metadata.image_scans_using_blob(repo.id,
-                                                                                 digest):
-            level = blocks(threshold, counts) if status == "COMPLETE" else None
-            if level is None:
+        for image, status, counts in await self.metadata.parent_scans(repo.id, digest,
+                                                                      kind="blob"):
+            blocked = await self._verdict(repo, image, status, counts, threshold)
+            if blocked is None:
                 return None  # an image that may be pulled needs this layer
-            first = first or Blocked(image, level, threshold, repo.name)
+            first = first or blocked
+        return first
+
+    async def _verdict(self, repo: Repository, digest: str, status: str | None,
+                       counts: dict[str, int], threshold: str) -> Blocked | None:
+        """An image is judged by its own completed scan; a platform manifest that was never
+        scanned on its own (an index is scanned as a whole) by the indexes that hold it:
+        blocked when every one of them is."""
+        if status == "COMPLETE":
+            level = blocks(threshold, counts)
+            return None if level is None else Blocked(digest, level, threshold, repo.name)
+        if status is not None:
+            return None  # in progress, failed or unsupported: nothing known to block
+        first = None
+        for index, index_status, index_counts in await self.metadata.parent_scans(
+                repo.id, digest, kind="manifest"):
+            level = blocks(threshold, index_counts) if index_status == "COMPLETE" else None
+            if level is None:
+                return None
+            first = first or Blocked(index, level, threshold, repo.name)
         return first
 
     async def check(self, repo: Repository, record: ManifestRecord) -> None:

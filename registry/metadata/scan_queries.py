@@ -111,17 +111,18 @@ class ScanQueries:
 
         await self.transaction(finish)
 
-    async def image_scans_using_blob(self, repository_id: int, blob_digest: str
-                                     ) -> list[tuple[str, str | None, dict[str, int]]]:
-        """Every manifest of the repository that references the blob (as a layer or its
-        config), with its scan's status and severity counts (None, {} when never scanned),
-        in digest order."""
+    async def parent_scans(self, repository_id: int, child_digest: str, *, kind: str
+                           ) -> list[tuple[str, str | None, dict[str, int]]]:
+        """Every manifest of the repository that references ``child_digest`` — a blob (a
+        layer or config, ``kind="blob"``) or a manifest (an index's child,
+        ``kind="manifest"``) — with its scan's status and severity counts (None and {} when
+        it was never scanned), in digest order."""
         rows = self._read(
             "SELECT r.manifest_digest, s.status, s.severity_counts FROM manifest_references r "
             "LEFT JOIN scan_results s ON s.repository_id = r.repository_id "
             "AND s.manifest_digest = r.manifest_digest WHERE r.repository_id = ? "
-            "AND r.child_digest = ? AND r.child_kind = 'blob' ORDER BY r.manifest_digest",
-            (repository_id, blob_digest))
+            "AND r.child_digest = ? AND r.child_kind = ? ORDER BY r.manifest_digest",
+            (repository_id, child_digest, kind))
         return [(digest, status, json.loads(counts or "{}")) for digest, status, counts in rows]
 
     async def scans_older_than_db(self, db_updated_at: float) -> list[tuple[int, str]]:

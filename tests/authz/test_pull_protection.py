@@ -10,7 +10,8 @@ tagged ``berth:block-pulls-at-severity=HIGH``:
 - GetDownloadUrlForLayer refuses ``bad``'s own layer and config (LayerInaccessibleException)
   and hands out the shared base layer, which a pullable image needs;
 - /v2/ GET of those blobs is refused the same way (a client holding the digests must not
-  skip the manifest), HEAD still answers, and a mount of them falls back to an upload.
+  skip the manifest), HEAD still answers, and a mount of them falls back to an upload;
+- the platform manifests of a blocked index, and their layers, are blocked with it.
 """
 
 from __future__ import annotations
@@ -60,13 +61,17 @@ async def push(client, name: str, tag: str, layers: list[bytes]) -> dict[str, st
     return {"manifest": sha256(manifest), "config": sha256(config)}
 
 
-async def scan(client, name: str, results: dict[str, ScanReport], tmp_path) -> None:
-    """Request and run each scan through the scan service, as the scan worker does."""
+async def scan(client, name: str, results: dict[str, ScanReport], tmp_path, *,
+               scanner_results: dict[str, ScanReport] | None = None) -> None:
+    """Request and run a scan of each image in ``results`` through the scan service, as the
+    scan worker does; the scanner answers ``scanner_results`` (by default ``results``: an
+    index's platform manifests are what the scanner sees)."""
     app = client.server.app
     metadata = app[METADATA]
     repo = await metadata.get_repository("000000000000", name)
-    service = ScanService(metadata, app[BLOBS], app[BLOB_CACHE], StaticScanner(results),
-                          tmp_path / "scan-work", "us-east-1")
+    service = ScanService(metadata, app[BLOBS], app[BLOB_CACHE],
+                          StaticScanner(scanner_results or results), tmp_path / "scan-work",
+                          "us-east-1")
     for digest in results:
         await metadata.start_scan(repo.id, digest, scan_type="BASIC", min_interval=None,
                                   enqueue=lambda conn: None)
@@ -166,3 +171,39 @@ async def test_a_withheld_layer_is_not_mounted_elsewhere(client, images):
     shared = await client.post(f"/v2/elsewhere/blobs/uploads/?mount={layers['base']}"
                                f"&from={REPO}")
     assert shared.status == 201
+
+
+async def test_the_platform_manifests_of_a_blocked_index_are_blocked_with_it(client, tmp_path):
+    """An index is scanned as a whole (its result is stored under the index digest): a
+    client that knows a platform manifest's digest must not pull it, nor its layers."""
+    own_layer = os.urandom(3003)
+    child = await push(client, "protected/multi", "amd64", [own_layer])
+    child_body = await (await client.get(f"/v2/protected/multi/manifests/{child['manifest']}",
+                                         headers={"Accept": MANIFEST_TYPE})).read()
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [{"mediaType": MANIFEST_TYPE, "digest": child["manifest"],
+                                       "size": len(child_body),
+                                       "platform": {"architecture": "amd64", "os": "linux"}}]})
+    response = await client.put("/v2/protected/multi/manifests/multi", data=index.encode(),
+                                headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+    assert response.status == 201
+    index_digest = sha256(index.encode())
+    await scan(client, "protected/multi", {index_digest: report()}, tmp_path,
+               scanner_results={child["manifest"]: report(HIGH)})
+    await ecr_ok(client, "TagResource",
+                 resourceArn="arn:aws:ecr:us-east-1:000000000000:repository/protected/multi",
+                 tags=[{"Key": "berth:block-pulls-at-severity", "Value": "HIGH"}])
+    assert (await client.get("/v2/protected/multi/manifests/multi",
+                             headers={"Accept": MANIFEST_TYPE})).status == 403
+    by_digest = await client.get(f"/v2/protected/multi/manifests/{child['manifest']}",
+                                 headers={"Accept": MANIFEST_TYPE})
+    assert by_digest.status == 403
+    result = await ecr_ok(client, "BatchGetImage", repositoryName="protected/multi",
+                          imageIds=[{"imageDigest": child["manifest"]}])
+    assert [f["failureCode"] for f in result["failures"]] == ["ImageInaccessible"]
+    assert index_digest in result["failures"][0]["failureReason"]
+    status, body = await ecr_call(client, "GetDownloadUrlForLayer",
+                                  repositoryName="protected/multi",
+                                  layerDigest=sha256(own_layer))
+    assert body["__type"] == "LayerInaccessibleException"
+    assert (await client.get(f"/v2/protected/multi/blobs/{sha256(own_layer)}")).status == 403
