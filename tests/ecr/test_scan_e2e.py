@@ -186,6 +186,16 @@ def test_scan_on_push_findings_sbom_webhooks_and_pull_protection(scan_env, name)
     assert refused.status_code == 403
     error = refused.json()["errors"][0]
     assert error["code"] == "DENIED" and "HIGH" in error["message"]
+    # Every other path that hands the image out refuses it too (issue 8).
+    batch = ecr.batch_get_image(repositoryName=name, imageIds=[{"imageTag": "v1"}])
+    assert batch["images"] == []
+    assert [f["failureCode"] for f in batch["failures"]] == ["ImageInaccessible"]
+    layer = image.layers[0].digest
+    with pytest.raises(ClientError) as excinfo:
+        ecr.get_download_url_for_layer(repositoryName=name, layerDigest=layer)
+    assert excinfo.value.response["Error"]["Code"] == "LayerInaccessibleException"
+    assert requests.get(f"{auth_server.url}/v2/{name}/blobs/{layer}", headers=basic,
+                        timeout=10).status_code == 403
     ecr.untag_resource(resourceArn=arn, tagKeys=["berth:block-pulls-at-severity"])
     wait_for(lambda: requests.get(url, headers={**basic, **accept}, timeout=10).status_code
              == 200, timeout=5, what="pull protection lifted")
