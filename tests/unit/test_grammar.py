@@ -15,6 +15,8 @@ NAMES = [
     ("a" * 255, True), ("a" * 256, False), ("Library", False), ("lib/../x", False),
     ("lib//x", False), ("/lib", False), ("lib/", False), ("-lib", False), ("lib-", False),
     ("my___app", False), ("my..app", False), ("", False), ("lib/ x", False), ("é", False),
+    # A `$` matches before a trailing newline: names are matched in full.
+    ("app\n", False), ("lib/app\n", False), ("\napp", False), ("lib\n/app", False),
 ]
 
 
@@ -29,7 +31,8 @@ def test_repository_names(name, valid):
 
 TAGS = [("latest", True), ("v1.2.3", True), ("_private", True), ("A-b_c.D", True),
         ("t" * 128, True), ("t" * 129, False), ("-leading", False), (".leading", False),
-        ("with+plus", False), ("with/slash", False), ("", False), ("sha256:abc", False)]
+        ("with+plus", False), ("with/slash", False), ("", False), ("sha256:abc", False),
+        ("v1\n", False), ("latest\n", False), ("\nlatest", False), ("t" * 127 + "\n", False)]
 
 
 @pytest.mark.parametrize("tag,valid", TAGS)
@@ -45,6 +48,8 @@ DIGESTS = [
     ("sha256", DigestInvalid), ("sha256:", DigestInvalid), (":abc", DigestInvalid),
     (f"md5:{'a' * 32}", UnsupportedDigest), (f"sha384:{'a' * 96}", UnsupportedDigest),
     (f"SHA256:{HEX64}", DigestInvalid), ("", DigestInvalid),
+    (f"sha256:{HEX64}\n", DigestInvalid), (f"md5:{'a' * 32}\n", DigestInvalid),
+    (f"sha256:{HEX64[:-1]}\n", DigestInvalid),
 ]
 
 
