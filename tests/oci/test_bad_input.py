@@ -127,6 +127,8 @@ CASES = [
      {"Content-Type": MANIFEST_TYPE}, b"{", 400, "MANIFEST_INVALID"),
     ("digest mismatch to a new repository", "PUT", f"/v2/lib/fresh/manifests/{GOOD}",
      {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "DIGEST_INVALID"),
+    ("Content-Range of 5,000 digits", "PATCH", "SESSION", {"Content-Range": "10-" + "9" * 5000},
+     b"data", 416, "BLOB_UPLOAD_INVALID"),
     ("malformed JSON", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE},
      b'{"schemaVersion": 2,', 400, "MANIFEST_INVALID"),
     ("JSON array", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE}, b"[]",
