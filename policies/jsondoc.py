@@ -122,8 +122,7 @@ def strict_loads(
     except JsonTextError:
         raise
     except json.JSONDecodeError as exc:
-        raise JsonTextError(f"not valid JSON: {exc.msg} (line {exc.lineno} column "
-                            f"{exc.colno})") from None
+        raise JsonTextError(str(exc)) from None
     except RecursionError:  # unreachable after the depth scan; never let it become a 500
         raise JsonTextError("JSON nested too deeply") from None
     except ValueError as exc:  # a parse hook refused a value
