@@ -187,6 +187,10 @@ CASES = [
     ("tags of unknown repository", "GET", "/v2/no/such/tags/list", {}, None, 404,
      "NAME_UNKNOWN"),
     ("bad page size", "GET", "/v2/lib/existing/tags/list?n=-1", {}, None, 400, "UNSUPPORTED"),
+    ("page size in superscript digits", "GET", "/v2/lib/existing/tags/list?n=%C2%B2", {}, None,
+     400, "UNSUPPORTED"),
+    ("page size in Arabic-Indic digits", "GET", "/v2/lib/existing/tags/list?n=%D9%A3", {},
+     None, 400, "UNSUPPORTED"),
     ("unsupported method", "POST", "/v2/lib/existing/manifests/v1", {}, None, 405,
      "UNSUPPORTED"),
 ]
@@ -274,3 +278,10 @@ async def test_body_shorter_than_content_length(client, config, kind):
         assert after == before
     resp = await client.get(session)
     assert resp.headers["Range"] == "0-9"
+
+
+async def test_a_page_size_of_5000_digits_is_the_maximum_page(client):
+    await push_image(client, "lib/existing", "v1")
+    resp = await client.get("/v2/lib/existing/tags/list?n=" + "9" * 5000)
+    assert resp.status == 200
+    assert (await resp.json())["tags"] == ["v1"]
