@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from tests.input.conftest import ACCOUNT, MANIFEST_TYPE, REGION, b64, image_manifest
 
@@ -125,7 +128,7 @@ ECR_CASES = [
     ("manifest that is not JSON", "PutImage", lambda m: manifest_body(m, m[:-1]), 400,
      "InvalidParameterException"),
     # Policy texts.
-    ("repository policy nested 100,000 deep", "SetRepositoryPolicy",
+    ("repository policy nested 5,000 deep (its size limit is 10,240)", "SetRepositoryPolicy",
      {"repositoryName": "lib/existing", "policyText": "[" * 5000 + "]" * 5000}, 400,
      "InvalidParameterException"),
     ("repository policy with a 5,000-digit integer", "SetRepositoryPolicy",
@@ -280,3 +283,35 @@ def test_berth_policy_validate_reports_hostile_documents(berth, tmp_path, descri
     assert result.returncode == 1, output
     assert "Traceback" not in output and output.startswith(f"{path}: "), output
     assert problem in output or "cannot read" in output, output
+
+
+def test_boto3_gets_the_same_answers(berth, world):
+    """The real client, for the rows it can express (it serialises Python values itself)."""
+    ecr = boto3.client("ecr", endpoint_url=berth.url, region_name=REGION,
+                       aws_access_key_id=berth.creds.key_id,
+                       aws_secret_access_key=berth.creds.secret,
+                       config=Config(retries={"max_attempts": 1}))
+    calls = [
+        lambda: ecr.create_repository(repositoryName="lib/app\n"),
+        lambda: ecr.create_repository(repositoryName="lib/app",
+                                      tags=[{"Key": "\ud800", "Value": "v"}]),
+        lambda: ecr.put_image(repositoryName="lib/existing", imageManifest=world,
+                              imageTag="v2\n"),
+        lambda: ecr.put_image(repositoryName="lib/existing",
+                              imageManifest=with_member(world, HUGE_INT.decode())),
+        lambda: ecr.tag_resource(resourceArn=ARN + "\n", tags=[{"Key": "k", "Value": "v"}]),
+        lambda: ecr.set_repository_policy(repositoryName="lib/existing",
+                                          policyText=policy(ARN + "\n")),
+        lambda: ecr.put_registry_policy(policyText=policy("*").replace('"A"', '"\\ud800"')),
+        lambda: ecr.describe_images(repositoryName="lib/existing",
+                                    imageIds=[{"imageTag": "v1\n"}]),
+    ]
+    before = berth.snapshot()
+    for call in calls:
+        with pytest.raises(ClientError) as raised:
+            call()
+        status = raised.value.response["ResponseMetadata"]["HTTPStatusCode"]
+        assert status == 400, raised.value.response
+        assert raised.value.response["Error"]["Code"] in (
+            "InvalidParameterException", "SerializationException")
+    assert berth.snapshot() == before
