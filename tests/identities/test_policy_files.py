@@ -315,3 +315,18 @@ def test_a_server_starts_when_the_first_reload_raises(tmp_path):
     assert directory.calls == 1
     _reload_policy_files(directory)
     assert directory.recovered.is_set()
+
+
+def test_names_that_are_not_utf8_are_reported_and_skipped(root, caplog):
+    write(root, ACCOUNT, "alice", "pull", PULL_POLICY)
+    alice = os.fsencode(root / ACCOUNT / "alice")
+    with open(alice + b"/\xff\xfe.json", "wb") as handle:
+        handle.write(PULL_POLICY.encode())
+    os.mkdir(os.fsencode(root / ACCOUNT) + b"/bob\xff")
+    directory = PolicyDirectory(root)
+    with caplog.at_level(logging.INFO, logger="registry.auth.policy_files"):
+        problems = directory.reload()
+    assert len(problems) == 2 and all(": ignored: " in p for p in problems)
+    assert directory.policies_for(ACCOUNT, "alice") == [("pull", PULL_POLICY)]
+    for record in caplog.records:  # what the server logs can be written as UTF-8 JSON
+        json.dumps(record.__dict__, default=str).encode("utf-8")
