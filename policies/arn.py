@@ -22,15 +22,18 @@ __all__ = [
     "parse_principal_ref",
 ]
 
-ACCOUNT_ID = re.compile(r"\d{12}")
+# Every pattern here is used with fullmatch. ASCII only: `\d` and `\w` would also accept
+# other scripts' digits and letters ("１２３…"), which no account id or IAM name contains.
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
 PARTITIONS = frozenset(
     {"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"}
 )
 _NAME = r"[\w+=,.@-]+"
 _PATH = r"(?:/[\x21-\x7e]*/)?"  # IAM paths: `/division_abc/subdivision_xyz/`
-_IAM_USER_OR_ROLE = re.compile(rf"(user|role)({_PATH}|/)({_NAME})")
-_STS_SESSION = re.compile(rf"assumed-role/({_NAME})/({_NAME})")
-_STS_FEDERATED = re.compile(rf"federated-user/({_NAME})")
+_IAM_USER_OR_ROLE = re.compile(rf"(user|role)({_PATH}|/)({_NAME})", re.ASCII)
+_STS_SESSION = re.compile(rf"assumed-role/({_NAME})/({_NAME})", re.ASCII)
+_STS_FEDERATED = re.compile(rf"federated-user/({_NAME})", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SERVICE = re.compile(r"[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)+")
 
 
@@ -49,7 +52,10 @@ class Arn:
 
 
 def parse_arn(text: str) -> Arn | None:
-    """Split an ARN into components; `None` when `text` is not `arn:` plus five colons."""
+    """Split an ARN into components; `None` when `text` is not `arn:` plus five colons, or
+    holds a control character (no ARN does; "…:repository/app\\n" must not pass for one)."""
+    if _CONTROL.search(text):
+        return None
     parts = text.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn":
         return None

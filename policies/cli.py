@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from policies.evaluate import evaluate
+from policies.jsondoc import loads
 from policies.model import Policy, PolicyError, PolicyKind, Problem
 from policies.parse import parse_policy, validate
 from policies.request import Principal, Request
@@ -78,8 +79,8 @@ def _read(path: str) -> str:
 
 def _guess_kind(text: str) -> PolicyKind:
     try:
-        doc = json.loads(text)
-    except ValueError:
+        doc = loads(text)
+    except ValueError:  # validate() then reports why
         return PolicyKind.IDENTITY
     statements = doc.get("Statement") if isinstance(doc, dict) else None
     items = statements if isinstance(statements, list) else [statements]

@@ -86,8 +86,7 @@ def _wire_auth(app: web.Application, config: Config) -> None:
     tokens = TokenSigner(derive_key(master_key, "registry-token"))
     policy_dir = PolicyDirectory(config.auth.policy_dir) if config.auth.policy_dir else None
     if policy_dir is not None:
-        for problem in policy_dir.reload():
-            log.warning("invalid identity policy file", extra={"problem": problem})
+        _reload_policy_files(policy_dir)
     app[IDENTITIES] = store
     app[TOKENS] = tokens
     app[AUTHENTICATOR] = Authenticator(credentials=credentials, tokens=tokens,
@@ -98,15 +97,34 @@ def _wire_auth(app: web.Application, config: Config) -> None:
         app.cleanup_ctx.append(_policy_reloader(policy_dir, config.auth.policy_reload_seconds))
 
 
+def _reload_policy_files(policy_dir: PolicyDirectory) -> None:
+    """Re-read the policy directory and log its problems; never raises.
+
+    Bad files are reported and skipped by ``reload()`` itself; anything else going wrong is
+    logged here, so the server still starts and the reload loop lives on to see the next
+    good change.
+    """
+    try:
+        problems = policy_dir.reload()
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception("policy directory reload failed",
+                      extra={"directory": str(policy_dir.path)})
+        return
+    for problem in problems:
+        log.warning("invalid identity policy file", extra={"problem": problem})
+
+
 def _policy_reloader(policy_dir: PolicyDirectory, interval: float):
     async def reloader(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(interval)
-                problems = await asyncio.get_running_loop().run_in_executor(
-                    None, policy_dir.reload)
-                for problem in problems:
-                    log.warning("invalid identity policy file", extra={"problem": problem})
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, _reload_policy_files, policy_dir)
+                except Exception:  # noqa: BLE001 - the loop must see the next good change
+                    log.exception("policy directory reload failed",
+                                  extra={"directory": str(policy_dir.path)})
 
         task = asyncio.create_task(loop())
         yield

@@ -8,7 +8,8 @@ from typing import Sequence
 from policies import PolicyError, PolicyKind, Problem, parse_policy
 
 MAX_ACCESS_KEYS_PER_USER = 2
-ACCOUNT_ID = re.compile(r"\d{12}")
+# All used with fullmatch; ASCII only (`\d` alone would accept other scripts' digits).
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
 USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 ACCESS_KEY_ID = re.compile(r"AKIA[A-Z2-7]{16}")
@@ -68,7 +69,7 @@ def _check(pattern: re.Pattern[str], value: str, member: str, shown: str) -> Non
 
 
 def _check_account(account: str) -> None:
-    _check(ACCOUNT_ID, account, "account", r"\d{12}")
+    _check(ACCOUNT_ID, account, "account", r"[0-9]{12}")
 
 
 def _check_user_name(name: str) -> None:

@@ -25,7 +25,7 @@ from registry.auth.principal import Principal
 
 log = logging.getLogger(__name__)
 
-_REPOSITORY_ARN = re.compile(r"^arn:aws:ecr:[^:]+:(\d{12}):repository/(.+)$")
+_REPOSITORY_ARN = re.compile(r"arn:aws:ecr:[^:]+:([0-9]{12}):repository/(.+)", re.DOTALL)
 REGISTRY_POLICY = "REGISTRY_POLICY"
 
 
@@ -88,7 +88,7 @@ class PolicyAuthorizer:
 
     async def _resource_side(self, access: AccessRequest) -> tuple[list[policies.Policy],
                                                                   dict[str, str]]:
-        match = _REPOSITORY_ARN.match(access.resource)
+        match = _REPOSITORY_ARN.fullmatch(access.resource)
         account = match.group(1) if match else access.account
         key = (account, match.group(2) if match else None)
         hit, value = self._memo.get(key)

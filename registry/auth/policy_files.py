@@ -18,8 +18,10 @@ is fixed. Other users are unaffected.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -32,6 +34,22 @@ MAX_FILE_BYTES = 64 * 1024  # ten times IAM's 6,144-character limit, whitespace 
 
 _UserKey = tuple[str, str]  # (account, user name)
 _Policies = tuple[tuple[str, str], ...]  # ((policy name, document text), ...), sorted
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """Up to ``MAX_FILE_BYTES + 1`` bytes of ``path``.
+
+    Opened without blocking and checked after opening, so a FIFO (or a file swapped for one
+    since the scan) is refused instead of hanging the reload.
+
+    Raises:
+        OSError: unreadable, or not a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return handle.read(MAX_FILE_BYTES + 1)
 
 
 def _skipped(name: str) -> bool:
@@ -151,10 +169,9 @@ class PolicyDirectory:
         policies, problems = [], []
         for path in files:
             try:
-                with open(path, "rb") as handle:
-                    raw = handle.read(MAX_FILE_BYTES + 1)
+                raw = _read_regular_file(path)
             except OSError as exc:
-                problems.append(f"{path}: cannot read: {exc.strerror}")
+                problems.append(f"{path}: cannot read: {exc.strerror or exc}")
                 continue
             if len(raw) > MAX_FILE_BYTES:
                 problems.append(f"{path}: larger than {MAX_FILE_BYTES} bytes")
@@ -168,6 +185,10 @@ class PolicyDirectory:
                 parse_policy(text, kind=PolicyKind.IDENTITY, name=path.stem)
             except PolicyError as exc:
                 problems.extend(f"{path}: {problem}" for problem in exc.problems)
+                continue
+            except Exception as exc:  # noqa: BLE001 - an operator's file must never stop a reload
+                log.exception("policy file could not be parsed", extra={"path": str(path)})
+                problems.append(f"{path}: cannot parse: {exc.__class__.__name__}")
                 continue
             policies.append((path.stem, text))
         return tuple(sorted(policies)), problems

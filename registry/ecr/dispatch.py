@@ -18,7 +18,7 @@ from registry.auth.principal import Principal
 from registry.ecr import ops_images, ops_layers, ops_registry, ops_repositories, ops_scanning
 from registry.ecr.call import ECRCall
 from registry.ecr.errors import SerializationException, UnknownOperationException
-from registry.ecr.validate import validator
+from registry.ecr.validate import load_params, validator
 
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -58,10 +58,7 @@ async def ecr_endpoint(request: web.Request) -> web.Response:
     else:
         principal = await authenticator.sigv4(request, body, service="ecr")
     request["principal"] = principal
-    try:
-        params = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise SerializationException("Request body is not valid JSON") from None
+    params = load_params(body)
     validator("ecr").validate(operation, params)
     request["ecr_operation"] = operation
     result = await handler(ECRCall(request, operation, params, principal))

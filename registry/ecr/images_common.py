@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.ecr import shapes
-from registry.ecr.errors import ImageNotFoundException
+from registry.ecr.errors import ImageNotFoundException, InvalidParameterException
 from registry.metadata.models import ManifestRecord, Repository
 from registry.oci.digests import is_digest
+from registry.oci.names import is_tag
 
-_MODEL_DIGEST = re.compile(r"^[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+$")
+# Identifiers that cannot name any image: operations that name one image refuse them.
+_INVALID_IDS = frozenset({"InvalidImageDigest", "InvalidImageTag", "MissingDigestAndTag"})
+_MODEL_DIGEST = re.compile(r"[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+")  # fullmatch: no "\n" after it
 
 
 @dataclass(frozen=True)
@@ -29,10 +32,15 @@ async def resolve(metadata, repo: Repository, image_id: dict[str, Any]) -> Resol
         return Resolved(None, None, shapes.failure(
             ident, "MissingDigestAndTag",
             "Invalid request parameters: both tag and digest cannot be null"))
-    if digest and (not _MODEL_DIGEST.match(digest) or not is_digest(digest)):
+    if digest and (not _MODEL_DIGEST.fullmatch(digest) or not is_digest(digest)):
         return Resolved(None, tag, shapes.failure(
             ident, "InvalidImageDigest", "Invalid request parameters: image digest should "
             "satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'"))
+    if tag and not is_tag(tag):
+        # The model leaves imageTag unconstrained; no stored tag can look like this one.
+        return Resolved(None, tag, shapes.failure(
+            ident, "InvalidImageTag", "Invalid request parameters: image tag should satisfy "
+            "the regex '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'"))
     record = None
     if tag:
         record = await metadata.resolve_tag(repo.id, tag)
@@ -62,6 +70,8 @@ async def require_image(call, repo: Repository, image_id: dict[str, Any]) -> Res
     Raises: ImageNotFoundException with ECR's message.
     """
     found = await resolve(call.metadata, repo, image_id)
+    if found.failure is not None and found.failure["failureCode"] in _INVALID_IDS:
+        raise InvalidParameterException(found.failure["failureReason"])
     if found.record is None:
         raise ImageNotFoundException(image_not_found_message(image_id, repo))
     return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from registry import scanning
@@ -24,6 +23,7 @@ from registry.events import IMAGE_DELETED
 from registry.metadata.models import Event, MissingReferencesError, StillReferencedError
 from registry.oci.digests import parse_digest
 from registry.oci.errors import OCIError
+from registry.oci.manifests import load_manifest_json
 from registry.oci.names import is_tag
 
 
@@ -39,10 +39,9 @@ async def put_image_op(call: ECRCall) -> dict[str, Any]:
         raise invalid_parameter("imageTag", "Member must satisfy regular expression "
                                             "'[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'")
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        raise InvalidParameterException("Invalid parameter at 'imageManifest' failed to satisfy "
-                                        "constraint: 'Invalid JSON syntax'") from None
+        document = load_manifest_json(text)
+    except OCIError as exc:
+        raise invalid_parameter("imageManifest", f"Invalid JSON syntax: {exc.message}") from None
     if isinstance(document, dict) and "mediaType" not in document and not media_type:
         raise InvalidParameterException(
             "Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "

@@ -19,8 +19,10 @@ from registry.metadata.ecr_queries import (
     RepositoryExistsError, RepositoryNotEmptyError, TooManyTagsError,
 )
 from registry.metadata.models import Event, Repository, RepositorySettings
+from registry.oci.names import is_name
 
-_ARN = re.compile(r"^arn:aws:ecr:([a-z0-9-]+):(\d{12}):repository/(.+)$")
+# Matched in full (a `$` would accept a trailing newline); the name must be a repository name.
+_ARN = re.compile(r"arn:aws:ecr:([a-z0-9-]+):([0-9]{12}):repository/(.+)", re.DOTALL)
 
 
 def mutability(params: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -216,8 +218,8 @@ async def delete_repository_policy(call: ECRCall) -> dict[str, Any]:
 
 async def _repository_from_arn(call: ECRCall, action: str):
     arn = call.params["resourceArn"]
-    match = _ARN.match(arn)
-    if match is None or match.group(1) != call.config.region:
+    match = _ARN.fullmatch(arn)
+    if match is None or match.group(1) != call.config.region or not is_name(match.group(3)):
         raise InvalidParameterException(f"Invalid parameter at 'resourceArn' failed to satisfy "
                                         f"constraint: 'Invalid ARN: {arn[:300]}'")
     account, name = match.group(2), match.group(3)

@@ -10,9 +10,11 @@ import base64
 import json
 from typing import Any, Callable, TypeVar
 
+from policies.jsondoc import strict_loads
 from registry.ecr.errors import InvalidParameterException
 
 DEFAULT_PAGE = 100
+_MAX_DEPTH = 4
 T = TypeVar("T")
 
 
@@ -30,8 +32,9 @@ def decode(token: str | None) -> Any:
         return None
     try:
         padded = token + "=" * (-len(token) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
+        # A client can send any token: parse strictly (our positions nest 2 levels at most).
+        return strict_loads(base64.urlsafe_b64decode(padded.encode()), max_depth=_MAX_DEPTH)
+    except (ValueError, UnicodeError):
         raise invalid_token() from None
 
 

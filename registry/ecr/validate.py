@@ -16,7 +16,25 @@ from typing import Any
 
 import botocore.loaders
 
+from policies.jsondoc import JsonTextError, strict_loads
 from registry.ecr.errors import ECRError, SerializationException, invalid_parameter
+
+
+# The deepest ECR input (PutReplicationConfiguration, PutSigningConfiguration) nests 6 levels.
+MAX_JSON_DEPTH = 32
+
+
+def load_params(body: bytes) -> Any:
+    """The request body's JSON value (``{}`` for an empty body), parsed strictly.
+
+    Raises:
+        SerializationException: not UTF-8 strict JSON (too deep, a huge integer, a lone
+            surrogate, ...); says why.
+    """
+    try:
+        return strict_loads(body or b"{}", max_depth=MAX_JSON_DEPTH)
+    except JsonTextError as exc:
+        raise SerializationException(f"Request body is not valid JSON: {exc}") from None
 
 
 @lru_cache(maxsize=None)

@@ -2,10 +2,12 @@
 
 A blob is readable in a repository only through that repository's link (DESIGN: pull), so a
 digest that exists elsewhere is 404 here. Small blobs come from the in-process cache; large
-ones go out by sendfile.
+ones go out by sendfile; both follow one Range selection (``registry.oci.ranges``).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from aiohttp import web
 
@@ -15,6 +17,7 @@ from registry.oci.context import account_of, existing_repository, repository_nam
 from registry.oci.digests import parse_digest
 from registry.metadata.models import StillReferencedError
 from registry.oci.errors import BlobUnknown, SizeInvalid, Unsupported
+from registry.oci.file_slice import FileSlice
 from registry.oci.ranges import Unsatisfiable, parse_range
 
 
@@ -59,12 +62,18 @@ async def head_blob(request: web.Request) -> web.Response:
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
     _, digest, size = await _locate(request, "ecr:GetDownloadUrlForLayer")
+    headers = _headers(digest, size)
     try:
-        selected = parse_range(request.headers.get("Range"), size)
+        # One range selection for both paths below, so they answer alike (ranges.py).
+        selected = parse_range(request.headers.get("Range"), size,
+                               if_range=request.headers.get("If-Range"), etag=headers["ETag"])
     except Unsatisfiable:
         raise SizeInvalid("requested range not satisfiable", status=416,
                           headers={"Content-Range": f"bytes */{size}"}) from None
-    headers = _headers(digest, size)
+    first, last = selected if selected is not None else (0, size - 1)
+    status = 200 if selected is None else 206
+    if selected is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     config = request.app[CONFIG]
     blobs = request.app[BLOBS]
     parsed = parse_digest(digest)
@@ -77,16 +86,15 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
             except FileNotFoundError:
                 raise BlobUnknown(f"blob unknown to registry: {digest}") from None
             cache.put(digest, data)
-        if selected is None:
-            return web.Response(body=data, headers=headers)
-        first, last = selected
-        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-        return web.Response(status=206, body=data[first:last + 1], headers=headers)
+        return web.Response(status=status, body=data[first:last + 1], headers=headers)
     path = blobs.local_path(parsed)
-    if path is None or await blobs.stat(parsed) is None:
-        raise BlobUnknown(f"blob unknown to registry: {digest}")
-    # FileResponse applies the (already validated) Range itself and answers 206.
-    return web.FileResponse(path, headers=headers, chunk_size=1024 * 1024)
+    try:
+        if path is None:
+            raise FileNotFoundError(digest)
+        file = await asyncio.get_running_loop().run_in_executor(None, open, path, "rb")
+    except FileNotFoundError:
+        raise BlobUnknown(f"blob unknown to registry: {digest}") from None
+    return FileSlice(file, offset=first, count=last - first + 1, status=status, headers=headers)
 
 
 async def delete_blob(request: web.Request) -> web.Response:

@@ -16,8 +16,9 @@ from registry.oci.errors import DigestInvalid, OCIError
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 
 # algorithm ":" encoded, from the descriptor grammar
-_GRAMMAR = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
-_HEX = re.compile(r"^[a-f0-9]+$")
+# Matched with fullmatch: a `$` would let "sha256:<hex>\n" through.
+_GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_HEX = re.compile(r"[a-f0-9]+")
 
 
 class UnsupportedDigest(OCIError):
@@ -40,13 +41,13 @@ def parse_digest(text: str) -> Digest:
         DigestInvalid: the text is not a digest, or its encoded part is wrong for the algorithm.
         UnsupportedDigest: a well-formed digest with an algorithm Berth does not implement.
     """
-    if not text or len(text) > 256 or not _GRAMMAR.match(text):
+    if not text or len(text) > 256 or not _GRAMMAR.fullmatch(text):
         raise DigestInvalid(f"invalid digest: {text[:80]!r}")
     algorithm, _, encoded = text.partition(":")
     length = ALGORITHMS.get(algorithm)
     if length is None:
         raise UnsupportedDigest(f"unsupported digest algorithm: {algorithm[:32]}")
-    if len(encoded) != length or not _HEX.match(encoded):
+    if len(encoded) != length or not _HEX.fullmatch(encoded):
         raise DigestInvalid(f"invalid {algorithm} digest: {text[:80]!r}")
     return Digest(algorithm, encoded)
 

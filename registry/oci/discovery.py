@@ -30,9 +30,11 @@ def _page_size(request: web.Request, default: int | None, maximum: int) -> int |
     text = request.query.get("n")
     if text is None or text == "":
         return default
-    if not text.isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses (a 500).
+    if not (text.isascii() and text.isdigit()):
         raise Unsupported(f"invalid pagination number: {text[:20]!r}", status=400)
-    return min(int(text), maximum)
+    digits = text.lstrip("0")
+    return maximum if len(digits) > len(str(maximum)) else min(int(digits or "0"), maximum)
 
 
 def _link(path: str, params: dict[str, str]) -> str:

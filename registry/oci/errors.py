@@ -100,7 +100,9 @@ class TooManyRequests(OCIError):
 
 
 class TagInvalid(OCIError):
-    """ECR's immutable-tag refusal; docker prints it as ``tag invalid`` (ecr-api.md 4.3)."""
+    """A tag the registry will not store: not a valid tag on a manifest PUT (Distribution's
+    ``TAG_INVALID``), or ECR's immutable-tag refusal; docker prints it as ``tag invalid``
+    (ecr-api.md 4.3)."""
 
     code, status, default_message = "TAG_INVALID", 400, "manifest tag did not match URI"
 

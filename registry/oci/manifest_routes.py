@@ -14,27 +14,45 @@ from registry.metadata.models import (
     Event, ManifestRecord, MissingReferencesError, StillReferencedError,
 )
 from registry.oci.context import account_of, existing_repository, push_target, repository_name
-from registry.oci.digests import Digest, parse_digest
+from registry.oci.digests import Digest, digest_bytes, parse_digest
 from registry.oci.errors import (
-    DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, SizeInvalid, TagInvalid,
-    Unsupported,
+    DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, OCIError, SizeInvalid,
+    TagInvalid, Unsupported,
 )
+from registry.oci.manifests import parse_manifest
 from registry.oci.names import check_tag, is_tag
 
 MAX_TAGS_PER_PUT = 100
 
 
 def _reference(text: str) -> tuple[Digest | None, str | None]:
-    """Split a <tag-or-digest>: (digest, None) or (None, tag).
+    """Split a <tag-or-digest> to read or delete: (digest, None) or (None, tag).
+
+    A reference that is neither a valid tag nor a digest Berth supports cannot name anything
+    stored, so it is unknown (404), as Distribution answers and the conformance suite accepts
+    ("sha256:baddigeststring", a tag ending in a newline, an md5 digest).
 
     Raises:
-        DigestInvalid / UnsupportedDigest for malformed digests, ManifestInvalid for bad tags.
+        ManifestUnknown: the reference cannot exist.
     """
-    if ":" in text:
+    if is_tag(text):
+        return None, text
+    try:
         return parse_digest(text), None
-    if not is_tag(text):
-        raise ManifestInvalid(f"invalid reference: {text[:200]!r}")
-    return None, text
+    except OCIError:
+        raise _manifest_unknown(text) from None
+
+
+def _push_reference(text: str) -> tuple[Digest | None, str | None]:
+    """Split the <tag-or-digest> of a manifest PUT; what cannot be stored is refused (400).
+
+    Raises:
+        DigestInvalid / UnsupportedDigest: a malformed digest or one of another algorithm.
+        TagInvalid: neither a digest nor a valid tag (Distribution's ``TAG_INVALID``).
+    """
+    if ":" in text:  # tags never contain ':'
+        return parse_digest(text), None
+    return None, check_tag(text)
 
 
 def _manifest_unknown(reference: str) -> ManifestUnknown:
@@ -44,10 +62,10 @@ def _manifest_unknown(reference: str) -> ManifestUnknown:
 
 async def _resolve(request: web.Request) -> tuple[ManifestRecord, bytes | None]:
     name = repository_name(request)
-    digest, tag = _reference(request.match_info["reference"])
     account = account_of(request)
     await authorize(request, "ecr:BatchGetImage", account, name)
     repo = await existing_repository(request, account, name)
+    digest, tag = _reference(request.match_info["reference"])
     metadata = request.app[METADATA]
     if digest is not None:
         record = await metadata.get_manifest(repo.id, str(digest))
@@ -111,14 +129,31 @@ def _tags(request: web.Request, tag: str | None) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
+def _check_manifest(body: bytes, content_type: str | None, url_digest: Digest | None) -> None:
+    """Refuse a bad manifest before ``push_target`` may create its repository, so that bad
+    input changes nothing (``put_image`` checks the same again, inside its transaction).
+
+    Raises:
+        DigestInvalid: the body does not hash to the digest in the URL.
+        ManifestInvalid: not a valid manifest (strict JSON included).
+    """
+    if url_digest is not None:
+        actual = digest_bytes(body, url_digest.algorithm)
+        if actual != url_digest:
+            raise DigestInvalid(f"manifest digest is {actual}, not {url_digest}",
+                                detail={"digest": str(url_digest)})
+    parse_manifest(body, content_type)
+
+
 async def put_manifest(request: web.Request) -> web.Response:
     name = repository_name(request)
     reference = request.match_info["reference"]
-    url_digest, tag = _reference(reference)
+    url_digest, tag = _push_reference(reference)
     tags = _tags(request, tag)
     account = account_of(request)
     await authorize(request, "ecr:PutImage", account, name)
     body = await _read_manifest_body(request)
+    _check_manifest(body, request.headers.get("Content-Type"), url_digest)
     repo = await push_target(request, account, name)
     try:
         pushed = await put_image(

@@ -3,14 +3,19 @@
 Pure functions over bytes; the handler stores the bytes exactly as received. Accepted: OCI
 image manifest and index (nested indexes too), artifacts (``artifactType``, ``subject``),
 Docker schema 2 manifest and manifest list. Docker schema 1 is refused.
+
+A manifest must be strict JSON (``policies.jsondoc.strict_loads``): UTF-8 without a byte order
+mark (its digest is over those exact bytes; Go's encoding/json refuses a BOM as well), no lone
+surrogate escapes, integers of at most 4,300 digits, and at most ``MANIFEST_MAX_DEPTH`` levels
+of nesting.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from policies.jsondoc import JsonTextError, strict_loads
 from registry.metadata.models import ManifestRecord, Reference
 from registry.oci.digests import Digest, parse_digest
 from registry.oci.errors import ManifestInvalid, OCIError
@@ -25,6 +30,10 @@ DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
 IMAGE_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = IMAGE_TYPES + INDEX_TYPES
+
+# Real manifests nest 5 levels (index > manifests > descriptor > platform > os.features);
+# unknown fields may add some, and the limit stays far below the interpreter's stack.
+MANIFEST_MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +105,18 @@ def _media_type(document: dict[str, Any], content_type: str | None) -> str:
     return media_type
 
 
+def load_manifest_json(body: bytes | str) -> Any:
+    """The manifest's JSON value, parsed strictly.
+
+    Raises:
+        ManifestInvalid: not UTF-8 strict JSON within the manifest limits; says why.
+    """
+    try:
+        return strict_loads(body, max_depth=MANIFEST_MAX_DEPTH)
+    except JsonTextError as exc:
+        raise _invalid(str(exc)) from None
+
+
 def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
     """Validate a manifest and list what it references.
 
@@ -103,10 +124,7 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         ManifestInvalid: malformed JSON, wrong schema version, bad descriptors, or a
             mediaType that contradicts Content-Type.
     """
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _invalid(f"not valid JSON ({exc.__class__.__name__})") from None
+    document = load_manifest_json(body)
     if not isinstance(document, dict):
         raise _invalid("not a JSON object")
     media_type = _media_type(document, content_type)

@@ -3,12 +3,19 @@ keeps that user's previous valid set in force."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import pytest
+from aiohttp import web
 
+from registry.app import _policy_reloader, _reload_policy_files
 from registry.auth.policy_files import PolicyDirectory
 from tests.identities.conftest import ACCOUNT, BROKEN_POLICY, OTHER_ACCOUNT, PULL_POLICY, PUSH_POLICY
 
@@ -193,3 +200,133 @@ def test_a_missing_directory_is_reported_once_and_means_no_policies(tmp_path):
     write(tmp_path / "absent", ACCOUNT, "alice", "pull", PULL_POLICY)
     assert directory.reload() == []
     assert directory.policies_for(ACCOUNT, "alice") == [("pull", PULL_POLICY)]
+
+
+HOSTILE_FILES = [  # content, a word of the problem reported (files stay under 64 KiB)
+    (b"[" * 30_000 + b"]" * 30_000, "nested deeper than 32"),   # RecursionError in json.loads
+    (b'{"Version": "2012-10-17", "Statement": [' * 1_500, "nested deeper than 32"),
+    (b'{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "ecr:*", '
+     b'"Resource": "*", "Condition": {"NumericLessThan": {"aws:EpochTime": '
+     + b"9" * 5000 + b"}}}}", "longer than 4300 digits"),
+    (b'{"Version": "2012-10-17", "Statement": {"Sid": "\\ud800", "Effect": "Allow", '
+     b'"Action": "ecr:*", "Resource": "*"}}', "lone UTF-16 surrogate"),
+    (b'{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "ecr:*", '
+     b'"Resource": "\\udfff"}}', "lone UTF-16 surrogate"),
+    (b"\xef\xbb\xbf" + PULL_POLICY.encode(), "byte order mark"),
+    (PULL_POLICY.encode("utf-16"), "not UTF-8"),
+    (PULL_POLICY.encode("utf-16-le"), "Syntax errors in policy"),
+    (bytes(range(256)) * 4, "not UTF-8"),
+    (b"\x00" * 100, "Syntax errors in policy"),
+    (b'{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "ecr:*", '
+     b'"Resource": NaN}}', "NaN is not valid JSON"),
+    (b'{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "ecr:*", '
+     b'"Resource": "arn:aws:ecr:us-east-1:000000000000:repository/app\\n"}}',
+     "must be in ARN format"),
+]
+
+
+@pytest.mark.parametrize("content, problem", HOSTILE_FILES,
+                         ids=[f"{i}-{p}" for i, (_, p) in enumerate(HOSTILE_FILES)])
+def test_hostile_files_are_reported_and_skipped(root, content, problem):
+    path = write(root, ACCOUNT, "alice", "pull", PULL_POLICY)
+    write(root, ACCOUNT, "bob", "pull", PULL_POLICY)
+    directory = PolicyDirectory(root)
+    directory.reload()
+    path.write_bytes(content)
+    problems = directory.reload()
+    assert problems and all(p.startswith(f"{path}: ") for p in problems)
+    assert any(problem in p for p in problems), problems
+    assert directory.policies_for(ACCOUNT, "alice") == [("pull", PULL_POLICY)]
+    assert directory.policies_for(ACCOUNT, "bob") == [("pull", PULL_POLICY)]
+    path.write_text(PUSH_POLICY)                 # fixed: picked up at the next reload
+    assert directory.reload() == []
+    assert directory.policies_for(ACCOUNT, "alice") == [("pull", PUSH_POLICY)]
+
+
+def test_a_directory_or_fifo_named_like_a_policy_is_reported_and_skipped(root):
+    write(root, ACCOUNT, "alice", "pull", PULL_POLICY)
+    (root / ACCOUNT / "alice" / "dir.json").mkdir()
+    os.mkfifo(root / ACCOUNT / "alice" / "fifo.json")
+    directory = PolicyDirectory(root)
+    problems = directory.reload()   # returns: a FIFO is never opened for a blocking read
+    assert sorted(p.split(": ")[0] for p in problems) == sorted(
+        str(root / ACCOUNT / "alice" / name) for name in ("dir.json", "fifo.json"))
+    assert directory.policies_for(ACCOUNT, "alice") == [("pull", PULL_POLICY)]
+
+
+def test_an_unreadable_file_is_reported_and_skipped(root):
+    """Read by a process without the capability to bypass file modes (root has it)."""
+    write(root, ACCOUNT, "alice", "pull", PULL_POLICY)
+    secret = write(root, ACCOUNT, "alice", "secret", PUSH_POLICY)
+    secret.chmod(0)
+    script = ("import json, sys\n"
+              "from registry.auth.policy_files import PolicyDirectory\n"
+              "d = PolicyDirectory(sys.argv[1])\n"
+              "print(json.dumps([d.reload(), d.policies_for(sys.argv[2], 'alice')]))\n")
+    command = [sys.executable, "-c", script, str(root), ACCOUNT]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parents[2], check=True)
+    problems, policies = json.loads(result.stdout)
+    assert problems == [f"{secret}: cannot read: Permission denied"]
+    assert policies == []   # a new user with one unreadable file gets nothing
+
+
+class FailingPolicyDirectory(PolicyDirectory):
+    """Raises from ``reload()`` the first ``failures`` times (a bug, a vanished mount...)."""
+
+    def __init__(self, path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+        self.calls = 0
+        self.recovered = threading.Event()
+
+    def reload(self) -> list[str]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError("reload failed")
+        problems = super().reload()
+        self.recovered.set()
+        return problems
+
+
+async def test_the_reload_loop_survives_exceptions_and_picks_up_the_next_change(root, caplog):
+    directory = FailingPolicyDirectory(root, failures=3)
+    write(root, ACCOUNT, "alice", "pull", PULL_POLICY)
+    reloader = _policy_reloader(directory, 0.001)(web.Application())
+    with caplog.at_level(logging.ERROR, logger="registry.app"):
+        await reloader.__anext__()
+        try:
+            recovered = await asyncio.get_running_loop().run_in_executor(
+                None, directory.recovered.wait, 30)
+        finally:
+            await reloader.aclose()
+    assert recovered and directory.calls > 3
+    assert directory.policies_for(ACCOUNT, "alice") == [("pull", PULL_POLICY)]
+    failures = [r for r in caplog.records if r.getMessage() == "policy directory reload failed"]
+    assert len(failures) == 3
+
+
+def test_a_server_starts_when_the_first_reload_raises(tmp_path):
+    """The startup reload is guarded too: the app is built, the problem is logged."""
+    directory = FailingPolicyDirectory(tmp_path, failures=1)
+    _reload_policy_files(directory)          # does not raise
+    assert directory.calls == 1
+    _reload_policy_files(directory)
+    assert directory.recovered.is_set()
+
+
+def test_names_that_are_not_utf8_are_reported_and_skipped(root, caplog):
+    write(root, ACCOUNT, "alice", "pull", PULL_POLICY)
+    alice = os.fsencode(root / ACCOUNT / "alice")
+    with open(alice + b"/\xff\xfe.json", "wb") as handle:
+        handle.write(PULL_POLICY.encode())
+    os.mkdir(os.fsencode(root / ACCOUNT) + b"/bob\xff")
+    directory = PolicyDirectory(root)
+    with caplog.at_level(logging.INFO, logger="registry.auth.policy_files"):
+        problems = directory.reload()
+    assert len(problems) == 2 and all(": ignored: " in p for p in problems)
+    assert directory.policies_for(ACCOUNT, "alice") == [("pull", PULL_POLICY)]
+    for record in caplog.records:  # what the server logs can be written as UTF-8 JSON
+        json.dumps(record.__dict__, default=str).encode("utf-8")

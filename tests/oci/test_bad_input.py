@@ -22,6 +22,11 @@ UNKNOWN_SESSION = "0" * 32
 LONG_NAME = "a" * 256
 UPPER_HEX = "sha256:" + "A" * 64
 
+def member(raw: bytes):
+    """A body: the valid manifest with one more member, ``"x": <raw JSON text>``."""
+    return lambda manifest: b'{"x": ' + raw + b", " + manifest[1:]
+
+
 CASES = [
     # description, method, path, headers, body, status, code
     ("upper-case name", "GET", "/v2/Library/app/manifests/latest", {}, None, 400, "NAME_INVALID"),
@@ -47,10 +52,83 @@ CASES = [
      {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "DIGEST_INVALID"),
     ("manifest by bad digest reference", "PUT", "/v2/lib/app/manifests/sha256:baddigeststring",
      {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "DIGEST_INVALID"),
+    # A tag Berth will not store is Distribution's TAG_INVALID (issue 8), not MANIFEST_INVALID.
     ("invalid tag", "PUT", "/v2/lib/app/manifests/-bad-tag", {"Content-Type": MANIFEST_TYPE},
-     "VALID_MANIFEST", 400, "MANIFEST_INVALID"),
+     "VALID_MANIFEST", 400, "TAG_INVALID"),
     ("tag over 128", "PUT", "/v2/lib/app/manifests/" + "t" * 129,
-     {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "MANIFEST_INVALID"),
+     {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "TAG_INVALID"),
+    ("tag ending in newline", "PUT", "/v2/lib/app/manifests/v1%0A",
+     {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "TAG_INVALID"),
+    ("?tag= ending in newline", "PUT", "/v2/lib/app/manifests/v1?tag=v2%0A",
+     {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "TAG_INVALID"),
+    ("name ending in newline, manifest PUT", "PUT", "/v2/lib/app%0A/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "NAME_INVALID"),
+    ("name ending in newline, upload", "POST", "/v2/lib/app%0A/blobs/uploads/", {}, None, 400,
+     "NAME_INVALID"),
+    ("name ending in newline, pull", "GET", "/v2/lib/existing%0A/manifests/v1", {}, None, 400,
+     "NAME_INVALID"),
+    ("name ending in newline, tags", "GET", "/v2/lib/existing%0A/tags/list", {}, None, 400,
+     "NAME_INVALID"),
+    ("digest ending in newline, blob GET", "GET", f"/v2/lib/existing/blobs/{GOOD}%0A", {}, None,
+     400, "DIGEST_INVALID"),
+    ("digest ending in newline, single POST", "POST",
+     f"/v2/lib/app/blobs/uploads/?digest={GOOD}%0A", {}, b"good", 400, "DIGEST_INVALID"),
+    ("digest ending in newline, manifest PUT", "PUT", f"/v2/lib/app/manifests/{GOOD}%0A",
+     {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "DIGEST_INVALID"),
+    ("digest ending in newline, referrers", "GET", f"/v2/lib/existing/referrers/{GOOD}%0A", {},
+     None, 400, "DIGEST_INVALID"),
+    # A reference that is neither a tag nor a supported digest cannot exist: 404 on reads and
+    # deletes (Distribution, the conformance suite), 400 on PUT (rows above).
+    ("pull by tag ending in newline", "GET", "/v2/lib/existing/manifests/v1%0A", {}, None, 404,
+     "MANIFEST_UNKNOWN"),
+    ("pull by bad digest reference", "GET", "/v2/lib/existing/manifests/sha256:baddigeststring",
+     {}, None, 404, "MANIFEST_UNKNOWN"),
+    ("pull by unsupported algorithm", "GET", "/v2/lib/existing/manifests/md5:" + "a" * 32, {},
+     None, 404, "MANIFEST_UNKNOWN"),
+    ("pull by invalid tag", "GET", "/v2/lib/existing/manifests/-bad", {}, None, 404,
+     "MANIFEST_UNKNOWN"),
+    ("delete by tag ending in newline", "DELETE", "/v2/lib/existing/manifests/v1%0A", {}, None,
+     404, "MANIFEST_UNKNOWN"),
+    ("delete by bad digest reference", "DELETE",
+     "/v2/lib/existing/manifests/sha256:baddigeststring", {}, None, 404, "MANIFEST_UNKNOWN"),
+    ("pull from unknown repository by invalid reference", "GET", "/v2/no/such/manifests/-bad",
+     {}, None, 404, "NAME_UNKNOWN"),
+    # Hostile JSON: an otherwise valid manifest made hostile by one member or its encoding.
+    ("manifest nested 100,000 deep", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, member(b"[" * 100_000 + b"]" * 100_000), 400,
+     "MANIFEST_INVALID"),
+    ("manifest nested 65 deep", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, member(b"[" * 64 + b"]" * 64), 400, "MANIFEST_INVALID"),
+    ("5,000-digit integer", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE},
+     member(b"9" * 5000), 400, "MANIFEST_INVALID"),
+    ("lone high surrogate", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE},
+     member(b'"\\ud800"'), 400, "MANIFEST_INVALID"),
+    ("lone low surrogate in a key", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, member(b'{"\\udc00x": 1}'), 400, "MANIFEST_INVALID"),
+    ("UTF-8-encoded surrogate", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, member(b'"\xed\xa0\x80"'), 400, "MANIFEST_INVALID"),
+    ("invalid UTF-8 in a string", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, member(b'"\xff"'), 400, "MANIFEST_INVALID"),
+    ("UTF-16 manifest", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE},
+     lambda m: m.decode().encode("utf-16"), 400, "MANIFEST_INVALID"),
+    ("UTF-16LE manifest without BOM", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, lambda m: m.decode().encode("utf-16-le"), 400,
+     "MANIFEST_INVALID"),
+    ("UTF-32 manifest", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE},
+     lambda m: m.decode().encode("utf-32"), 400, "MANIFEST_INVALID"),
+    ("UTF-8 byte order mark", "PUT", "/v2/lib/app/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, lambda m: b"\xef\xbb\xbf" + m, 400, "MANIFEST_INVALID"),
+    ("NaN", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE}, member(b"NaN"),
+     400, "MANIFEST_INVALID"),
+    ("hostile manifest to a new repository", "PUT", "/v2/lib/fresh/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, member(b"[" * 100_000 + b"]" * 100_000), 400,
+     "MANIFEST_INVALID"),
+    ("malformed JSON to a new repository", "PUT", "/v2/lib/fresh/manifests/v1",
+     {"Content-Type": MANIFEST_TYPE}, b"{", 400, "MANIFEST_INVALID"),
+    ("digest mismatch to a new repository", "PUT", f"/v2/lib/fresh/manifests/{GOOD}",
+     {"Content-Type": MANIFEST_TYPE}, "VALID_MANIFEST", 400, "DIGEST_INVALID"),
+    ("Content-Range of 5,000 digits", "PATCH", "SESSION", {"Content-Range": "10-" + "9" * 5000},
+     b"data", 416, "BLOB_UPLOAD_INVALID"),
     ("malformed JSON", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE},
      b'{"schemaVersion": 2,', 400, "MANIFEST_INVALID"),
     ("JSON array", "PUT", "/v2/lib/app/manifests/v1", {"Content-Type": MANIFEST_TYPE}, b"[]",
@@ -109,6 +187,10 @@ CASES = [
     ("tags of unknown repository", "GET", "/v2/no/such/tags/list", {}, None, 404,
      "NAME_UNKNOWN"),
     ("bad page size", "GET", "/v2/lib/existing/tags/list?n=-1", {}, None, 400, "UNSUPPORTED"),
+    ("page size in superscript digits", "GET", "/v2/lib/existing/tags/list?n=%C2%B2", {}, None,
+     400, "UNSUPPORTED"),
+    ("page size in Arabic-Indic digits", "GET", "/v2/lib/existing/tags/list?n=%D9%A3", {},
+     None, 400, "UNSUPPORTED"),
     ("unsupported method", "POST", "/v2/lib/existing/manifests/v1", {}, None, 405,
      "UNSUPPORTED"),
 ]
@@ -145,10 +227,11 @@ async def test_bad_input(client, config, description, method, path, headers, bod
         path = session + path[len("SESSION"):]
     if path == "OTHER_REPO_SESSION":
         path = f"/v2/lib/app/blobs/uploads/{other_session}"
-    if body == "VALID_MANIFEST":
+    if body == "VALID_MANIFEST" or callable(body):
         config_blob = b"{}"
         await push_blob(client, "lib/app", config_blob)
-        body = image_manifest(config_blob, [])
+        valid = image_manifest(config_blob, [])
+        body = body(valid) if callable(body) else valid
     before = snapshot(config)
     # An encoded URL, so that "..", "//" and the like reach the server as sent.
     url = URL(f"http://127.0.0.1:{client.server.port}{path}", encoded=True)
@@ -195,3 +278,10 @@ async def test_body_shorter_than_content_length(client, config, kind):
         assert after == before
     resp = await client.get(session)
     assert resp.headers["Range"] == "0-9"
+
+
+async def test_a_page_size_of_5000_digits_is_the_maximum_page(client):
+    await push_image(client, "lib/existing", "v1")
+    resp = await client.get("/v2/lib/existing/tags/list?n=" + "9" * 5000)
+    assert resp.status == 200
+    assert (await resp.json())["tags"] == ["v1"]
