@@ -33,6 +33,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+from registry.addresses import a_kind_of_address, literal_refusal
 
 DEFAULT_ACCOUNT = "000000000000"
 
@@ -113,6 +116,8 @@ class WebhookConfig:
     events: tuple[str, ...] = ("ECR Image Action", "ECR Image Scan")
     repositories: tuple[str, ...] = ("*",)
     timeout_seconds: int = 10
+    # Deliveries to loopback, link-local or private addresses are refused without this.
+    allow_private_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -252,6 +257,17 @@ def _validate(config: Config, problems: list[str]) -> None:
     for i, hook in enumerate(config.webhooks):
         if not re.match(r"^https?://", hook.url):
             problems.append(f"webhooks[{i}].url: expected an http(s) URL")
+        elif not hook.allow_private_network:
+            try:
+                host = urlsplit(hook.url).hostname or ""
+            except ValueError:  # e.g. an unclosed "[" of an IPv6 literal
+                problems.append(f"webhooks[{i}].url: not a valid URL")
+                host = ""
+            why = literal_refusal(host)
+            if why is not None:
+                problems.append(f"webhooks[{i}].url: {host} is {a_kind_of_address(why)}; set "
+                                "allow_private_network = true for this endpoint to deliver "
+                                "there")
         if bool(hook.secret) == bool(hook.secret_file):
             problems.append(f"webhooks[{i}]: set exactly one of secret and secret_file")
         if not hook.events or not set(hook.events) <= {"ECR Image Action", "ECR Image Scan"}:
