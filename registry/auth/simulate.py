@@ -21,12 +21,12 @@ import argparse
 import json
 import re
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from policies import cli as policy_cli
 
 if TYPE_CHECKING:
-    from policies import Decision
+    from policies import Decision, Policy
     from registry.auth.identities import IdentityStore
     from registry.auth.principal import Principal
     from registry.config import Config
@@ -94,7 +94,7 @@ def _auth_off(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def simulate(config: Config, *, principal: str, action: str, resource: str,
-                   extra_identity: list = (), extra_resource: list = (),
+                   extra_identity: Sequence[Policy] = (), extra_resource: Sequence[Policy] = (),
                    context: dict[str, list[str]] | None = None,
                    err: TextIO | None = None) -> Decision:
     """What the server configured by ``config`` decides for one request, explained.
