@@ -8,6 +8,7 @@ commands that open the data directory run; then the whole tree is walked.
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import os
 import stat
@@ -104,14 +105,19 @@ def test_every_file_in_the_data_dir_is_private(tmp_path, umask, workers, fresh):
 
 def test_an_in_process_app_makes_its_data_dir_private(tmp_path):
     from registry.app import create_app
+    from registry.appkeys import IDENTITIES, METADATA
     from registry.config import load_config
 
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o755)
     os.chmod(data_dir, 0o755)
     config = load_config(environ={}, overrides={"data_dir": str(data_dir)})
-    create_app(config)
-    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
-    assert stat.S_IMODE((data_dir / "master.key").stat().st_mode) == 0o600
-    for name in ("metadata.db", "metadata.db-wal", "metadata.db-shm"):
-        assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
+    app = create_app(config)
+    try:
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE((data_dir / "master.key").stat().st_mode) == 0o600
+        for name in ("metadata.db", "metadata.db-wal", "metadata.db-shm"):
+            assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
+    finally:
+        asyncio.run(app[METADATA].close())
+        app[IDENTITIES].close()
