@@ -3,6 +3,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY registry ./registry
 COPY policies ./policies
+COPY scanner ./scanner
 RUN pip install --no-cache-dir . && useradd --system --home /var/lib/berth berth \
     && mkdir -p /var/lib/berth && chown berth /var/lib/berth
 USER berth

@@ -17,21 +17,30 @@ import json
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
+from policies.decision import Decision
 from policies.evaluate import evaluate
 from policies.jsondoc import loads
 from policies.model import Policy, PolicyError, PolicyKind, Problem
 from policies.parse import parse_policy, validate
 from policies.request import Principal, Request
 
-__all__ = ["main", "register", "run_simulate", "run_validate"]
+__all__ = ["main", "print_decision", "read_simulation_inputs", "register", "run_simulate",
+           "run_validate"]
 
 _AUTO = "auto"
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `policy` command (with `validate` and `simulate`) to an argparse sub-parser set."""
+def register(subparsers: Any, *,
+             simulate_hook: Callable[[argparse.ArgumentParser], None] | None = None
+             ) -> argparse.ArgumentParser:
+    """Add the `policy` command (with `validate` and `simulate`) to an argparse sub-parser set.
+
+    `simulate_hook`, when given, is called with the `simulate` parser once it is complete, so a
+    host CLI can add options and replace `func` (the `berth` command adds `--data`/`--config`
+    to simulate against a live registry, which this package must not know about).
+    """
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "policy", help="validate policy documents and simulate authorisation decisions",
         description="Work with IAM-style policy documents.",
@@ -61,6 +70,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     sim.add_argument("--context", action="append", default=[], metavar="KEY=VALUE", help="a context key; repeat a key to give it several values")
     sim.add_argument("--json", action="store_true", help="print the decision as JSON")
     sim.set_defaults(func=run_simulate)
+    if simulate_hook is not None:
+        simulate_hook(sim)
     return parser
 
 
@@ -134,6 +145,30 @@ def _context(pairs: list[str]) -> dict[str, list[str]] | Problem:
     return dict(context)
 
 
+def read_simulation_inputs(args: argparse.Namespace, err: TextIO
+                           ) -> tuple[dict[str, list[str]], list[Policy], list[Policy]] | None:
+    """The `--context` keys and the `--policy` / `--resource-policy` documents of a simulate
+    command line; None, after printing every problem to `err`, when any is unusable."""
+    context = _context(args.context)
+    if isinstance(context, Problem):
+        print(context, file=err)
+        return None
+    identity = _load(args.policy, PolicyKind.IDENTITY, err)
+    resource = _load(args.resource_policy, PolicyKind.RESOURCE, err)
+    if identity is None or resource is None:
+        return None
+    return context, identity, resource
+
+
+def print_decision(decision: Decision, args: argparse.Namespace, out: TextIO) -> int:
+    """Print the decision (JSON with `--json`, else explained) and return the exit status."""
+    if args.json:
+        print(json.dumps(decision.to_json(), indent=2), file=out)
+    else:
+        _explain(decision, out)
+    return 0 if decision.allowed else 1
+
+
 def run_simulate(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """`policy simulate`: evaluate one request and explain the decision."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -142,22 +177,13 @@ def run_simulate(args: argparse.Namespace, *, out: TextIO | None = None, err: Te
     except ValueError as exc:
         print(f"--principal: {exc}", file=err)
         return 2
-    context = _context(args.context)
-    if isinstance(context, Problem):
-        print(context, file=err)
+    inputs = read_simulation_inputs(args, err)
+    if inputs is None:
         return 2
-    identity = _load(args.policy, PolicyKind.IDENTITY, err)
-    resource = _load(args.resource_policy, PolicyKind.RESOURCE, err)
-    if identity is None or resource is None:
-        return 2
+    context, identity, resource = inputs
     # The CLI is the one place that reads the clock; --context aws:CurrentTime=… overrides it.
     request = Request(principal, args.action, args.resource, context=context, now=datetime.now(UTC))
-    decision = evaluate(request, identity, resource)
-    if args.json:
-        print(json.dumps(decision.to_json(), indent=2), file=out)
-    else:
-        _explain(decision, out)
-    return 0 if decision.allowed else 1
+    return print_decision(evaluate(request, identity, resource), args, out)
 
 
 def _explain(decision: Any, out: TextIO) -> None:

@@ -26,6 +26,7 @@ from registry.auth.policy_files import PolicyDirectory
 from registry.auth.tokens import TokenSigner
 from registry.blobcache import BlobCache
 from registry.config import Config
+from registry.datadir import ensure_data_dir
 from registry.gc import collect_garbage, sweep_uploads
 from registry.metadata.sqlite import SQLiteMetadataStore
 from registry.metrics import Metrics, metrics_handler
@@ -50,7 +51,7 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     """
     app = web.Application(middlewares=[observe, authenticate_v2], client_max_size=config.limits.manifest_max_bytes + 1)
     app[CONFIG] = config
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(config.data_dir)
     app[METRICS] = overrides.pop("metrics", None) or Metrics()
     app[BLOBS] = overrides.pop("blobs", None) or FilesystemBlobStore(config.data_dir)
     app[METADATA] = overrides.pop("metadata", None) or SQLiteMetadataStore(config.metadata_path)

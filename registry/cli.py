@@ -1,17 +1,34 @@
-"""The ``berth`` command."""
+"""The ``berth`` command.
+
+Start-up stays cheap: only the command being run is imported. ``berth --help`` lists the
+commands of ``_PLUGGED`` without importing them; ``serve`` and ``gc`` import the server inside
+their handlers, and the plugged modules keep heavy imports (aiohttp, cryptography, the
+stores) inside their handlers too, so their ``register`` is argparse definitions only.
+
+Every command runs with umask 077 (``registry.datadir``): whatever it writes in the data
+directory is the owner's alone.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from typing import Sequence
 
-from policies.cli import register as register_policy
-from registry.auth.iam_cli import register as register_iam
 from registry.config import Config, ConfigError, load_config
-from scanner.cli import register as register_scanner
-from scanner.webhooks_cli import register as register_webhooks
+from registry.datadir import ensure_data_dir, private_umask
+
+# Commands whose parsers live in other modules: name -> (module with ``register(subparsers)``,
+# the one-line help ``berth --help`` shows without importing the module).
+_PLUGGED = {
+    "policy": ("registry.auth.simulate",
+               "validate policy documents and simulate authorisation decisions"),
+    "iam": ("registry.auth.iam_cli", "manage users, access keys and identity policies"),
+    "scanner": ("scanner.cli", "vulnerability scanning"),
+    "webhooks": ("scanner.webhooks_cli", "inspect webhook deliveries"),
+}
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -37,6 +54,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
     config = _config(args)
     setup_logging("warning")
+    ensure_data_dir(config.data_dir)
     metadata = SQLiteMetadataStore(config.metadata_path)
     blobs = FilesystemBlobStore(config.data_dir)
     grace = config.gc.grace_seconds if args.grace is None else args.grace
@@ -54,7 +72,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="data directory (default ./berth-data)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``berth`` parser. Given ``argv``, only the command it names is fully registered
+    (the others are one-line stubs for ``--help``); without, every command is."""
     parser = argparse.ArgumentParser(prog="berth", description="Berth container registry")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the registry server")
@@ -70,17 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--grace", type=float, metavar="SECONDS",
                     help="override the grace window (default from config, 3600)")
     gc.set_defaults(func=_cmd_gc)
-    register_policy(sub)
-    register_iam(sub)
-    register_scanner(sub)
-    register_webhooks(sub)
+    wanted = None if argv is None else _command_of(argv)
+    for name, (module, help) in _PLUGGED.items():
+        if argv is None or name == wanted:
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=help)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with private_umask():
+            return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"berth: {exc}", file=sys.stderr)
         return 2

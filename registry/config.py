@@ -1,8 +1,10 @@
 """Berth's configuration: one typed, frozen tree, validated once.
 
 ``load_config(path, environ)`` reads an optional TOML file, then applies ``BERTH_*``
-environment overrides and CLI overrides. Unknown keys and bad values are errors, and all of
-them are reported together in one ``ConfigError``.
+environment overrides and CLI overrides. Unknown keys in the file and bad values anywhere are
+errors, and all of them are reported together in one ``ConfigError``. A ``BERTH_*`` variable
+that names no key is only warned about, by name: the environment is shared with other tools
+(test harnesses, wrappers), and a stray variable must not stop a server.
 
 Example file::
 
@@ -26,10 +28,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+from registry.addresses import a_kind_of_address, literal_refusal
 
 DEFAULT_ACCOUNT = "000000000000"
 
@@ -110,6 +116,8 @@ class WebhookConfig:
     events: tuple[str, ...] = ("ECR Image Action", "ECR Image Scan")
     repositories: tuple[str, ...] = ("*",)
     timeout_seconds: int = 10
+    # Deliveries to loopback, link-local or private addresses are refused without this.
+    allow_private_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,22 @@ class Config:
 
 
 _BACKENDS = {"storage": {"filesystem"}, "metadata": {"sqlite"}}
+_MINUTE, _HOUR, _DAY = 60, 3600, 86400
+# Every interval and duration, in seconds: (key, minimum, maximum, why the minimum). Intervals
+# are at least 1 s, so no loop ever spins; the maxima keep every deadline representable.
+DURATIONS: tuple[tuple[str, int, int, str], ...] = (
+    ("uploads.stale_after_seconds", _MINUTE, 30 * _DAY,
+     "a shorter age would remove uploads still in progress"),
+    ("uploads.cleanup_interval_seconds", 1, _DAY, ""),
+    ("gc.interval_seconds", _MINUTE, 30 * _DAY,
+     "each pass walks every blob; set gc.enabled = false to turn it off"),
+    ("gc.grace_seconds", _MINUTE, 30 * _DAY,
+     "a shorter grace would collect layers of a push before its manifest arrives"),
+    ("auth.policy_reload_seconds", 1, _DAY, ""),
+    ("auth.token_ttl_seconds", _MINUTE, 12 * _HOUR, "ECR's tokens last 12 hours at most"),
+    ("scanner.timeout_seconds", 1, _DAY, ""),
+    ("scanner.db_check_seconds", 1, _DAY, ""),
+)
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 _ENV_PREFIX = "BERTH_"
 
@@ -233,6 +257,17 @@ def _validate(config: Config, problems: list[str]) -> None:
     for i, hook in enumerate(config.webhooks):
         if not re.match(r"^https?://", hook.url):
             problems.append(f"webhooks[{i}].url: expected an http(s) URL")
+        elif not hook.allow_private_network:
+            try:
+                host = urlsplit(hook.url).hostname or ""
+            except ValueError:  # e.g. an unclosed "[" of an IPv6 literal
+                problems.append(f"webhooks[{i}].url: not a valid URL")
+                host = ""
+            why = literal_refusal(host)
+            if why is not None:
+                problems.append(f"webhooks[{i}].url: {host} is {a_kind_of_address(why)}; set "
+                                "allow_private_network = true for this endpoint to deliver "
+                                "there")
         if bool(hook.secret) == bool(hook.secret_file):
             problems.append(f"webhooks[{i}]: set exactly one of secret and secret_file")
         if not hook.events or not set(hook.events) <= {"ECR Image Action", "ECR Image Scan"}:
@@ -250,24 +285,51 @@ def _validate(config: Config, problems: list[str]) -> None:
         problems.append("scanner.concurrency: between 1 and 16")
     if not 1 <= config.server.workers <= 64:
         problems.append("server.workers: between 1 and 64")
-    for name, value in (("gc.grace_seconds", config.gc.grace_seconds),
-                        ("gc.interval_seconds", config.gc.interval_seconds),
-                        ("uploads.stale_after_seconds", config.uploads.stale_after_seconds),
-                        ("limits.manifest_max_bytes", config.limits.manifest_max_bytes)):
+    for name, value in (("limits.manifest_max_bytes", config.limits.manifest_max_bytes),
+                        ("limits.small_blob_cache_bytes", config.limits.small_blob_cache_bytes),
+                        ("limits.small_blob_max_bytes", config.limits.small_blob_max_bytes)):
         if value < 0:
             problems.append(f"{name}: must not be negative")
+    for name, low, high, why in DURATIONS:
+        section, key = name.split(".")
+        value = getattr(getattr(config, section), key)
+        if not low <= value <= high:
+            problems.append(f"{name}: between {low} and {high} seconds, got {value}"
+                            + (f" ({why})" if why and value < low else ""))
+
+
+def _settable(dotted: str) -> bool:
+    """Whether an environment variable may set ``dotted``: a plain key at the top level or
+    in a section (``[[webhooks]]`` tables cannot come from the environment)."""
+    head, _, rest = dotted.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    f = fields.get(head)
+    if f is None or head == "webhooks":
+        return False
+    section = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+    if not dataclasses.is_dataclass(section):
+        return not rest
+    return rest in {g.name for g in dataclasses.fields(section)}
+
+
+def _stderr_warning(message: str) -> None:
+    print(f"berth: warning: {message}", file=sys.stderr, flush=True)
 
 
 def load_config(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] = os.environ,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    warn: Callable[[str], None] = _stderr_warning,
 ) -> Config:
     """Build the configuration from a TOML file, ``BERTH_*`` variables and overrides.
 
     Environment variables name keys with ``__`` between levels:
     ``BERTH_SERVER__WORKERS=2``, ``BERTH_DATA_DIR=/srv/berth``. ``overrides`` use dotted
-    keys (``{"server.listen": "127.0.0.1:5001"}``) and win over both.
+    keys (``{"server.listen": "127.0.0.1:5001"}``) and win over both. ``BERTH_*`` variables
+    that name no key are ignored and reported in one ``warn`` call (default: a line on
+    stderr), so a typo is visible without stopping anything.
 
     Raises:
         ConfigError: every problem found, together.
@@ -281,9 +343,17 @@ def load_config(
             raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    unknown = []
     for key, value in environ.items():
         if key.startswith(_ENV_PREFIX) and len(key) > len(_ENV_PREFIX):
-            _deep_set(raw, key[len(_ENV_PREFIX):].lower().replace("__", "."), value)
+            dotted = key[len(_ENV_PREFIX):].lower().replace("__", ".")
+            if _settable(dotted):
+                _deep_set(raw, dotted, value)
+            else:
+                unknown.append(key)
+    if unknown:
+        warn("ignoring environment variables that name no configuration key: "
+             + ", ".join(sorted(unknown)))
     for key, value in (overrides or {}).items():
         if value is not None:
             _deep_set(raw, key, value)

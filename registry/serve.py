@@ -18,6 +18,7 @@ import sys
 from aiohttp import web
 
 from registry.config import Config
+from registry.datadir import PRIVATE_UMASK, ensure_data_dir
 from registry.logs import setup_logging
 
 log = logging.getLogger("registry.serve")
@@ -28,6 +29,7 @@ def _run_worker(config: Config, index: int) -> None:
     from registry.appkeys import METRICS
     from registry.middleware import access_logger_for
 
+    os.umask(PRIVATE_UMASK)  # inherited from serve(); set again so no worker depends on it
     setup_logging(config.log_level)
     logging.getLogger("registry.audit").disabled = not config.auth.audit_log
     app = create_app(config)
@@ -57,8 +59,11 @@ def _prepare_metrics_dir(config: Config) -> None:
 
 
 def serve(config: Config) -> int:
+    # Before anything is created: every file the server, SQLite, prometheus-client or Trivy
+    # writes under the data directory is then the owner's alone (registry/datadir.py).
+    os.umask(PRIVATE_UMASK)
     setup_logging(config.log_level)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(config.data_dir)
     from registry.metadata.sqlite import SQLiteMetadataStore, connect, migrate
 
     conn = connect(config.metadata_path)

@@ -2,8 +2,9 @@
 
 ``--file`` takes a ``db.tar.gz`` (trivy.db + metadata.json, the artifact layer format);
 ``--from`` copies the artifact from any OCI registry (e.g. ``ghcr.io/aquasecurity/trivy-db:2``
-or an internal mirror). Either way the DB is validated first, then stored as
-``<db_repository>:<db_tag>`` in the default account, where every scan worker picks it up.
+or an internal mirror), or reads a local ``db.tar.gz`` like ``--file`` when given a path.
+Either way the DB is validated first, then stored as ``<db_repository>:<db_tag>`` in the
+default account, where every scan worker picks it up.
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
-from registry.blobcache import BlobCache
 from registry.config import load_config
-from registry.metadata.sqlite import SQLiteMetadataStore
-from registry.storage.filesystem import FilesystemBlobStore
-from scanner.dbsync import publish_db
-from scanner.trivydb import LAYER_MEDIA_TYPE, InvalidDatabase
+
+if TYPE_CHECKING:  # imported when a command runs: registration stays argparse only
+    import aiohttp
 
 _REF = re.compile(r"^(?P<host>[^/]+)/(?P<repo>[^:@]+)(?::(?P<tag>[\w][\w.-]{0,127}))?$")
 ACCEPT = "application/vnd.oci.image.manifest.v1+json"
@@ -66,6 +63,10 @@ async def fetch_layer(ref: str, *, insecure: bool, auth: aiohttp.BasicAuth | Non
     Raises:
         FetchError: the reference is malformed or the artifact has no DB layer.
     """
+    import aiohttp
+
+    from scanner.trivydb import LAYER_MEDIA_TYPE
+
     match = _REF.match(ref)
     if match is None:
         raise FetchError(f"not a registry reference: {ref!r}")
@@ -82,10 +83,36 @@ async def fetch_layer(ref: str, *, insecure: bool, auth: aiohttp.BasicAuth | Non
         return await _get(session, f"{base}/blobs/{layers[0]['digest']}", {}, auth)
 
 
+def _local_file(source: str) -> str | None:
+    """``--from`` naming a file on this machine: it is read like ``--file``.
+
+    Raises:
+        FetchError: ``source`` is spelled like a path (``/``, ``./``, ``../``, ``~``, or a
+            ``.tar.gz``/``.tgz`` name) but no such file exists.
+    """
+    path = Path(source).expanduser()
+    if path.is_file():
+        return str(path)
+    if source.startswith(("/", "./", "../", "~")) or source.endswith((".tar.gz", ".tgz")):
+        raise FetchError(f"{source}: no such file (--from takes a registry reference or a "
+                         "db.tar.gz path)")
+    return None
+
+
 async def _update(args: argparse.Namespace) -> dict[str, Any]:
+    import aiohttp
+
+    from registry.blobcache import BlobCache
+    from registry.datadir import ensure_data_dir
+    from registry.metadata.sqlite import SQLiteMetadataStore
+    from registry.storage.filesystem import FilesystemBlobStore
+    from scanner.dbsync import publish_db
+
     config = load_config(args.config, overrides={"data_dir": args.data})
-    if args.file:
-        layer = Path(args.file).read_bytes()
+    ensure_data_dir(config.data_dir)
+    local = args.file or _local_file(args.from_ref)
+    if local:
+        layer = Path(local).read_bytes()
     else:
         auth = aiohttp.BasicAuth(args.username, args.password or "") if args.username else None
         layer = await fetch_layer(args.from_ref, insecure=args.insecure, auth=auth)
@@ -100,6 +127,10 @@ async def _update(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_update(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from scanner.trivydb import InvalidDatabase
+
     try:
         result = asyncio.run(_update(args))
     except InvalidDatabase as exc:
@@ -120,7 +151,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     update.add_argument("--data", metavar="DIR")
     source = update.add_mutually_exclusive_group(required=True)
     source.add_argument("--from", dest="from_ref", metavar="REF",
-                        help="registry reference, e.g. ghcr.io/aquasecurity/trivy-db:2")
+                        help="registry reference, e.g. ghcr.io/aquasecurity/trivy-db:2, "
+                        "or a local db.tar.gz (as --file)")
     source.add_argument("--file", metavar="DB_TAR_GZ", help="a db.tar.gz (trivy.db + metadata.json)")
     update.add_argument("--insecure", action="store_true", help="plain HTTP to the source")
     update.add_argument("--username")

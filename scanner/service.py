@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import IO, AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, JOBS_QUEUED, METADATA, UPLOAD_ACTIVITY
@@ -71,8 +70,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         log.info("replaying jobs of a stopped process", extra={"count": replayed})
     endpoints = [Endpoint.from_config(entry) for entry in config.webhooks]
     fanout = FanOut(queue, [WebhookSubscriber(endpoints, region=config.region)])
-    session = aiohttp.ClientSession()
-    deliverer = WebhookDeliverer(endpoints, DeliveryLog(metadata), session=session)
+    deliverer = WebhookDeliverer(endpoints, DeliveryLog(metadata))
     workers = [Worker(queue, {DELIVER_JOB: deliverer}, concurrency=4, lease_seconds=60,
                       poll_interval=FANOUT_INTERVAL, fanout=fanout,
                       retry=RetryPolicy(base=1.0, cap=300.0, max_attempts=10))]
@@ -121,7 +119,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await session.close()
+    await deliverer.close()
     if slot_lock is not None:
         slot_lock.close()
 

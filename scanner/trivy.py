@@ -86,9 +86,11 @@ class TrivyScanner:
                 own timeout can end it cleanly first.
         """
         self.binary = binary if binary is not None else find_trivy()
-        self.cache_dir = cache_dir
+        # Absolute: Trivy runs in a scratch directory, where a relative path (the default
+        # data dir is ./berth-data) would name an empty cache ("first run") instead.
+        self.cache_dir = Path(cache_dir).absolute()
         self.timeout = timeout
-        self.db_dir = db_dir
+        self.db_dir = None if db_dir is None else Path(db_dir).absolute()
         self.sbom = sbom
         self.kill_grace = kill_grace
         self._version: str | None = None
@@ -132,7 +134,8 @@ class TrivyScanner:
             work = Path(work_dir)
             report_path = work / "report.json"
             code, _, err = await self._run(
-                ["image", "--input", f"{target.layout_dir}@{target.manifest_digest}",
+                ["image", "--input",
+                 f"{Path(target.layout_dir).absolute()}@{target.manifest_digest}",
                  *OFFLINE_FLAGS, "--format", "json", "--cache-dir", str(self.cache_dir),
                  "--timeout", _go_duration(self.timeout), "--output", str(report_path)],
                 work, timeout=self.timeout + self.kill_grace)

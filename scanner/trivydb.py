@@ -227,9 +227,10 @@ def install_db(layer_tar_gz: Path | bytes, cache_dir: Path) -> datetime:
     cache_dir.mkdir(parents=True, exist_ok=True)
     with _install_lock(cache_dir):
         _sweep_staging(cache_dir)
+        # mkdtemp makes it 0700 and the files are 0600: Trivy runs as the server's user, and
+        # nobody else has business in the data directory (registry/datadir.py).
         staging = Path(tempfile.mkdtemp(prefix="db.tmp-", dir=cache_dir))
         try:
-            os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the DB from other users
             metadata = _extract(layer_tar_gz, staging)
             final = cache_dir / ("db." + os.urandom(8).hex())
             os.rename(staging, final)
@@ -295,7 +296,7 @@ def _extract(source: Path | bytes, staging: Path) -> DbMetadata:
                     shutil.copyfileobj(stream, out, 1 << 20)
                     out.flush()
                     os.fsync(out.fileno())
-                os.chmod(staging / name, 0o644)
+                os.chmod(staging / name, 0o600)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise InvalidDatabase(f"DB artifact is not a valid tar.gz: {exc}") from None
     missing = wanted - seen

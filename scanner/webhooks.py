@@ -21,6 +21,12 @@ Delivery is at-least-once and unordered: 2xx is delivered; 4xx other than 408/42
 permanent (the receiver refused this body, resending cannot help); anything else, timeouts and
 network errors are retried with backoff. Redirects are not followed. Secrets never reach the
 database or the logs; endpoints are named, and URLs are stored without userinfo or query.
+
+Destinations must be public addresses: a URL whose host is, or resolves to, a loopback,
+link-local, private, unspecified, multicast or reserved address (``registry.addresses``) is
+refused for good, the reason recorded in the delivery log, unless its endpoint sets
+``allow_private_network = true``. Names are vetted on the resolved addresses, which are the
+ones connected to (``registry.outbound.PublicAddressResolver``), so DNS rebinding cannot pass.
 """
 
 from __future__ import annotations
@@ -41,11 +47,13 @@ from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from registry.events import (
     IMAGE_DELETED, IMAGE_PUSHED, IMAGE_SCANNED, Job, JobSpec, OutboxEvent, PermanentError,
     RetryableError,
 )
+from registry.outbound import PublicAddressResolver, RefusedAddress, check_url_host
 from scanner.webhook_log import (
     DELIVER_JOB, Attempt, Delivery, DeliveryLog, DeliveryStatus,
 )
@@ -89,6 +97,8 @@ class Endpoint:
     events: frozenset[str] = frozenset(DETAIL_TYPES)
     repositories: tuple[str, ...] = ("*",)
     timeout: float = 10.0
+    # Opt-in to loopback/private/link-local destinations (a receiver on this host or LAN).
+    allow_private_network: bool = False
 
     def wants(self, detail_type: str, repository: str) -> bool:
         return detail_type in self.events and repository_matches(self.repositories, repository)
@@ -96,7 +106,7 @@ class Endpoint:
     @classmethod
     def from_config(cls, entry: Any) -> "Endpoint":
         """From a ``[[webhooks]]`` config entry (url, name, secret | secret_file, events,
-        repositories, timeout_seconds).
+        repositories, timeout_seconds, allow_private_network).
 
         Raises:
             ValueError: the secret file cannot be read or is empty.
@@ -113,7 +123,8 @@ class Endpoint:
         return cls(name=getattr(entry, "name", "") or redact_url(entry.url), url=entry.url,
                    secret=secret, events=frozenset(getattr(entry, "events", DETAIL_TYPES)),
                    repositories=tuple(getattr(entry, "repositories", ("*",))),
-                   timeout=float(getattr(entry, "timeout_seconds", 10.0)))
+                   timeout=float(getattr(entry, "timeout_seconds", 10.0)),
+                   allow_private_network=bool(getattr(entry, "allow_private_network", False)))
 
 
 def _iso(epoch: float) -> str:
@@ -220,6 +231,18 @@ class Outcome(enum.Enum):
     PERMANENT = "permanent"
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """What one attempt got back."""
+
+    status: int | None
+    error: str | None
+    retry_after: float | None
+    duration_ms: float
+    started_at: float
+    refused: bool = False  # the destination is not a public address: never retried
+
+
 def classify(status: int | None) -> Outcome:
     """What an HTTP answer means for the delivery; ``None`` is a network error or timeout."""
     if status is not None and 200 <= status < 300:
@@ -240,26 +263,46 @@ class WebhookDeliverer:
     """The ``webhook.deliver`` job handler.
 
     Endpoints (with their secrets) come from the current configuration, looked up by name; a
-    job for an endpoint no longer configured fails permanently.
+    job for an endpoint no longer configured fails permanently. Two HTTP sessions are opened on
+    first use: one whose resolver admits only public addresses, and one for the endpoints that
+    set ``allow_private_network``. ``resolver`` replaces the name lookup under both (tests map
+    names to chosen addresses); the vetting stays. ``close()`` releases the sessions.
 
     Raises:
         ValueError: (constructor) two endpoints share a name.
     """
 
     def __init__(self, endpoints: Iterable[Endpoint], deliveries: DeliveryLog, *,
-                 session: aiohttp.ClientSession,
+                 resolver: AbstractResolver | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         listed = tuple(endpoints)
         self.endpoints = {e.name: e for e in listed}
         if len(self.endpoints) != len(listed):
             raise ValueError("webhook endpoint names must be unique")
         self.deliveries = deliveries
-        self.session = session
+        self.resolver = resolver
         self.clock = clock
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
+
+    def _session(self, endpoint: Endpoint) -> aiohttp.ClientSession:
+        private = endpoint.allow_private_network
+        session = self._sessions.get(private)
+        if session is None:
+            inner = self.resolver or aiohttp.ThreadedResolver()
+            resolver = inner if private else PublicAddressResolver(inner)
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver))
+            self._sessions[private] = session
+        return session
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
 
     async def __call__(self, job: Job) -> None:
         """Raises:
-            PermanentError: refused (4xx but 408/429) or the endpoint is gone.
+            PermanentError: refused (4xx but 408/429), the destination is not a public
+                address (without opt-in), or the endpoint is gone.
             RetryableError: 408, 429, 5xx, 3xx, timeout or network error.
         """
         endpoint = self.endpoints.get(job.payload["endpoint"])
@@ -267,20 +310,19 @@ class WebhookDeliverer:
             await self.deliveries.record(job, url="", status=None, now=self.clock(),
                                          duration_ms=0.0, error="endpoint not configured")
             raise PermanentError("endpoint not configured")
-        status, error, retry_after, duration_ms, now = await self._post(endpoint, job)
-        outcome = classify(status)
-        await self.deliveries.record(job, url=redact_url(endpoint.url), status=status, now=now,
-                                     duration_ms=duration_ms, error=error,
-                                     delivered=outcome is Outcome.DELIVERED)
+        sent = await self._post(endpoint, job)
+        outcome = Outcome.PERMANENT if sent.refused else classify(sent.status)
+        await self.deliveries.record(job, url=redact_url(endpoint.url), status=sent.status,
+                                     now=sent.started_at, duration_ms=sent.duration_ms,
+                                     error=sent.error, delivered=outcome is Outcome.DELIVERED)
         if outcome is Outcome.DELIVERED:
             return
-        reason = error or f"HTTP {status}"
+        reason = sent.error or f"HTTP {sent.status}"
         if outcome is Outcome.PERMANENT:
             raise PermanentError(reason)
-        raise RetryableError(reason, retry_after=retry_after)
+        raise RetryableError(reason, retry_after=sent.retry_after)
 
-    async def _post(self, endpoint: Endpoint, job: Job
-                    ) -> tuple[int | None, str | None, float | None, float, float]:
+    async def _post(self, endpoint: Endpoint, job: Job) -> _Sent:
         event = job.payload["event"]
         body = encode(event)
         now = self.clock()
@@ -289,25 +331,34 @@ class WebhookDeliverer:
                    SIGNATURE_HEADER: sign(endpoint.secret, body, int(now))}
         started = time.monotonic()
         status = error = retry_after = None
+        refused = False
         try:
-            async with self.session.post(
+            if not endpoint.allow_private_network:
+                check_url_host(endpoint.url)  # literals never reach the resolver
+            async with self._session(endpoint).post(
                     endpoint.url, data=body, headers=headers, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=endpoint.timeout)) as response:
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 await response.content.read(64 * 1024)  # drain a little; bodies are ignored
+        except RefusedAddress as exc:
+            error, refused = str(exc), True
         except asyncio.TimeoutError:
             error = f"timeout after {endpoint.timeout:g}s"
         except aiohttp.ClientError as exc:
             # Only the class and the OS error: some ClientErrors' text embeds the URL, and a
-            # URL may carry a token.
+            # URL may carry a token. A refused address is the resolver's verdict, in its words.
             os_error = getattr(exc, "os_error", None)
-            error = type(exc).__name__ + (f": {os_error}" if os_error else "")
+            if isinstance(os_error, RefusedAddress):
+                error, refused = str(os_error), True
+            else:
+                error = type(exc).__name__ + (f": {os_error}" if os_error else "")
         duration_ms = (time.monotonic() - started) * 1000
         log.info("webhook attempt", extra={"endpoint": endpoint.name, "job": job.id,
                                            "attempt": job.attempts, "status": status,
-                                           "error": error, "duration_ms": round(duration_ms, 1)})
-        return status, error, retry_after, duration_ms, now
+                                           "error": error, "refused": refused,
+                                           "duration_ms": round(duration_ms, 1)})
+        return _Sent(status, error, retry_after, duration_ms, now, refused)
 
 
 __all__ = ["DELIVER_JOB", "DETAIL_TYPES", "IMAGE_ACTION", "IMAGE_SCAN", "Attempt", "Delivery",

@@ -13,10 +13,12 @@ import dataclasses
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from registry.config import load_config
-from scanner.webhooks import Delivery, DeliveryLog
+
+if TYPE_CHECKING:  # imported when a command runs: registration stays argparse only
+    from scanner.webhook_log import Delivery
 
 _COLUMNS = ("CREATED", "DELIVERY", "ENDPOINT", "EVENT", "REPOSITORY", "STATUS", "ATTEMPTS",
             "LAST", "NEXT ATTEMPT")
@@ -67,12 +69,15 @@ def _json(d: Delivery) -> dict[str, Any]:
 
 
 def _cmd_deliveries(args: argparse.Namespace) -> int:
+    from registry.datadir import ensure_data_dir
     from registry.metadata.sqlite import SQLiteMetadataStore
+    from scanner.webhook_log import DeliveryLog
 
     config = load_config(args.config, overrides={"data_dir": args.data})
     if not config.metadata_path.exists():
         print(f"berth: no metadata database at {config.metadata_path}", file=sys.stderr)
         return 1
+    ensure_data_dir(config.data_dir)
 
     async def read() -> list[Delivery]:
         store = SQLiteMetadataStore(config.metadata_path)

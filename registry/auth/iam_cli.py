@@ -15,15 +15,14 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from registry.auth.identities import (
-    AccessKey, IdentityError, IdentityStore, MalformedPolicyDocument, User,
-)
-from registry.auth.keys import MasterKeyError
 from registry.config import Config, ConfigError, load_config
 
-_Handler = Callable[[IdentityStore, argparse.Namespace, str], "dict[str, Any] | None"]
+if TYPE_CHECKING:  # the store (SQLite, cryptography) is imported when a command runs
+    from registry.auth.identities import AccessKey, IdentityStore, User
+
+_Handler = Callable[["IdentityStore", argparse.Namespace, str], "dict[str, Any] | None"]
 
 
 class _UsageError(Exception):
@@ -123,10 +122,13 @@ def _list_user_policies(store: IdentityStore, args: argparse.Namespace,
 # -- plumbing ----------------------------------------------------------------------------------
 
 def _config(args: argparse.Namespace) -> Config:
+    from registry.datadir import ensure_data_dir
+
     config = load_config(args.config, overrides={"data_dir": args.data})
     if not Path(config.data_dir).is_dir():
         raise _UsageError(f"data directory {config.data_dir} does not exist "
                           "(start the server once, or create it)")
+    ensure_data_dir(config.data_dir)
     return config
 
 
@@ -137,6 +139,9 @@ def _error(message: str) -> int:
 
 def _runner(operation: str, handler: _Handler) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        from registry.auth.identities import IdentityError, IdentityStore, MalformedPolicyDocument
+        from registry.auth.keys import MasterKeyError
+
         try:
             config = _config(args)
             store = IdentityStore.from_config(config)

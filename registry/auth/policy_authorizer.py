@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import policies
 from policies import Decision, PolicyCache, PolicyKind
@@ -141,15 +141,31 @@ class PolicyAuthorizer:
                 return True
         return False
 
-    async def evaluate(self, access: AccessRequest) -> Decision:
-        decision, _ = await self._evaluate(access)
+    async def evaluate(self, access: AccessRequest, *,
+                       extra_identity: Sequence[policies.Policy] = (),
+                       extra_resource: Sequence[policies.Policy] = (),
+                       context: Mapping[str, Any] | None = None) -> Decision:
+        """The full decision for ``access``, with the statements that decided it.
+
+        The keyword arguments are for ``berth policy simulate``, which explains what this
+        authorizer decides and lets the operator try more on top: policies added to the
+        caller's (``extra_identity``) or the resource's (``extra_resource``), and context keys
+        that replace the ones computed from the request (``aws:SourceIp``, ...).
+        """
+        decision, _ = await self._evaluate(access, extra_identity=extra_identity,
+                                           extra_resource=extra_resource, overrides=context)
         return decision
 
-    async def _evaluate(self, access: AccessRequest) -> tuple[Decision, bool]:
+    async def _evaluate(self, access: AccessRequest, *,
+                        extra_identity: Sequence[policies.Policy] = (),
+                        extra_resource: Sequence[policies.Policy] = (),
+                        overrides: Mapping[str, Any] | None = None
+                        ) -> tuple[Decision, bool]:
         """The decision, and whether it may be reused until the memo expires."""
         principal = access.principal
-        identity = await self._identity_policies(principal)
+        identity = [*await self._identity_policies(principal), *extra_identity]
         resource, tags = await self._resource_side(access)
+        resource = [*resource, *extra_resource]
         context: dict[str, Any] = {"aws:SecureTransport": "true" if access.secure_transport
                                    else "false"}
         if access.source_ip:
@@ -157,6 +173,7 @@ class PolicyAuthorizer:
         for key, value in tags.items():
             context[f"aws:ResourceTag/{key}"] = value
             context[f"ecr:ResourceTag/{key}"] = value
+        context.update(overrides or {})
         subject = self._subject(principal)
         request = policies.Request(subject, access.action, access.resource, context=context,
                                    resource_account=access.account,

@@ -71,6 +71,9 @@ async def create_repository(call: ECRCall) -> dict[str, Any]:
             f"'{call.account}'") from None
     except TooManyTagsError:
         raise TooManyTagsException("A repository can have at most 50 tags") from None
+    # The CreateRepository check itself memoised "no such repository, no tags": conditions on
+    # aws:ResourceTag must see the new tags from the next request on.
+    call.policies_changed()
     return {"repository": shapes.repository(call, repo)}
 
 

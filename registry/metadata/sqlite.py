@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -29,6 +30,15 @@ from registry.metadata.schema import MIGRATIONS
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    # Create the file 0600 before SQLite does (it would use 0644 minus the umask): SQLite
+    # gives the -wal and -shm files the database file's mode, so all three stay private.
+    # O_EXCL matters: closing any descriptor of an open database drops every POSIX lock this
+    # process holds on it, so another process could then delete the WAL under our
+    # connections. Only a file that did not exist is opened (and closed) here.
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except (FileExistsError, FileNotFoundError):
+        pass  # exists: leave it to SQLite; no such directory: SQLite says so in its words
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")

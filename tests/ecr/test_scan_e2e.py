@@ -75,6 +75,7 @@ def scan_env(tmp_path_factory):
     receiver = Receiver(failures=3)
     config = work / "berth.toml"
     config.write_text(f'[[webhooks]]\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
+                      'allow_private_network = true\n'  # the receiver is on 127.0.0.1
                       f'[scanner]\ndb_check_seconds = 1\n')
     server = BerthServer(work / "srv", extra_args=["--config", str(config)])
     server.start()

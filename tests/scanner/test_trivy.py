@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import os
 import zipfile
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +209,18 @@ async def test_a_new_db_changes_the_next_scan(tmp_path, make_scanner, scan_targe
     after = await scanner.scan(scan_target(wheel_image))
     assert keys(after) - keys(before) == {("CVE-2020-28493", "Jinja2", "2.10")}
     assert (before.db_updated_at, after.db_updated_at) == (fixtures.UPDATED_AT, later)
+
+
+async def test_relative_paths_scan_like_absolute_ones(tmp_path, trivy, scan_target, wheel_image,
+                                                      fixture_db, monkeypatch):
+    """The default data dir is ./berth-data: Trivy runs in a scratch directory, so relative
+    cache, DB and layout paths once made every scan fail with "--skip-db-update cannot be
+    specified on the first run"."""
+    install_db(fixture_db, tmp_path / "shared")
+    target = scan_target(wheel_image)
+    monkeypatch.chdir(tmp_path)
+    relative = dataclasses.replace(target, layout_dir=target.layout_dir.relative_to(tmp_path))
+    scanner = TrivyScanner(trivy, cache_dir=Path("worker-cache"), db_dir=Path("shared"))
+    report = await scanner.scan(relative)
+    assert report.status is ScanStatus.COMPLETE, report.description
+    assert keys(report) == fixtures.WHEEL_FINDINGS

@@ -195,4 +195,4 @@ def test_endpoint_names_must_be_unique():
 
     twins = [Endpoint("ci", "http://a", "s"), Endpoint("ci", "http://b", "s")]
     with pytest.raises(ValueError):
-        WebhookDeliverer(iter(twins), deliveries=None, session=None)
+        WebhookDeliverer(iter(twins), deliveries=None)
