@@ -12,6 +12,10 @@ Example file::
     [server]
     listen = "127.0.0.1:5000"
     workers = 2
+    header_timeout_seconds = 30
+    body_timeout_seconds = 60
+    keepalive_timeout_seconds = 75
+    linger_seconds = 5
 
     [uploads]
     stale_after_seconds = 86400
@@ -45,6 +49,17 @@ class ServerConfig:
     listen: str = "127.0.0.1:5000"
     workers: int = 1
     access_log: bool = True
+    # Half-sent requests must not hold connections or memory (registry/http_server.py):
+    # request line and headers complete within this many seconds of their first byte,
+    header_timeout_seconds: int = 30
+    # at most this long between two bytes of a body,
+    body_timeout_seconds: int = 60
+    # an idle keep-alive connection (or one that never sends a byte) closes after this,
+    keepalive_timeout_seconds: int = 75
+    # and after an early answer (a 401 to a large upload) the unread rest of a body is read
+    # and dropped for at most this long, so the client sees the answer, then the connection
+    # closes.
+    linger_seconds: int = 5
 
     @property
     def host(self) -> str:
@@ -250,12 +265,25 @@ def _validate(config: Config, problems: list[str]) -> None:
         problems.append("scanner.concurrency: between 1 and 16")
     if not 1 <= config.server.workers <= 64:
         problems.append("server.workers: between 1 and 64")
+    _validate_server_timeouts(config.server, problems)
     for name, value in (("gc.grace_seconds", config.gc.grace_seconds),
                         ("gc.interval_seconds", config.gc.interval_seconds),
                         ("uploads.stale_after_seconds", config.uploads.stale_after_seconds),
                         ("limits.manifest_max_bytes", config.limits.manifest_max_bytes)):
         if value < 0:
             problems.append(f"{name}: must not be negative")
+
+
+# (key, lowest, highest): a timeout of 0 would mean "never" to aiohttp, so none may be 0
+# except lingering, where 0 means "close at once".
+_SERVER_TIMEOUTS = (("header_timeout_seconds", 1, 3600), ("body_timeout_seconds", 1, 3600),
+                    ("keepalive_timeout_seconds", 1, 3600), ("linger_seconds", 0, 60))
+
+
+def _validate_server_timeouts(server: ServerConfig, problems: list[str]) -> None:
+    for key, lowest, highest in _SERVER_TIMEOUTS:
+        if not lowest <= getattr(server, key) <= highest:
+            problems.append(f"server.{key}: between {lowest} and {highest}")
 
 
 def load_config(
