@@ -6,11 +6,8 @@ nothing here ever logs or echoes a credential.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -61,11 +58,13 @@ class Authenticator:
         raw_path, _, raw_query = request.raw_path.partition("?")
         view = HttpRequestView(method=request.method, raw_path=raw_path, raw_query=raw_query,
                                headers=tuple(request.headers.items()), body_sha256="")
-        with _as_ecr_error():
+        try:
             checked = check_header(view, lookup_secret=lambda k: found[1] if found and
                                    k == key_id else None, region=self.region,
                                    service=service, now=datetime.now(timezone.utc),
                                    required_headers=required_headers)
+        except SigV4Error as exc:
+            raise _ecr_error(exc) from None
         assert found is not None and checked.access_key_id == key_id
         return PendingSignature(view, checked, principal_for(found[0], key_id))
 
@@ -123,19 +122,20 @@ class PendingSignature:
         Raises:
             ECRError subclasses named as AWS names them (reference 1.2).
         """
-        view = dataclasses.replace(self._view, body_sha256=hashlib.sha256(body).hexdigest())
-        with _as_ecr_error():
+        header_view = self._view
+        view = HttpRequestView(method=header_view.method, raw_path=header_view.raw_path,
+                               raw_query=header_view.raw_query, headers=header_view.headers,
+                               body_sha256=hashlib.sha256(body).hexdigest())
+        try:
             verify_body(view, self._checked)
+        except SigV4Error as exc:
+            raise _ecr_error(exc) from None
         return self._principal
 
 
-@contextlib.contextmanager
-def _as_ecr_error() -> Iterator[None]:
-    try:
-        yield
-    except SigV4Error as exc:
-        raise getattr(ecr_errors, exc.type_name, ecr_errors.InvalidSignatureException)(
-            exc.message) from None
+def _ecr_error(exc: SigV4Error) -> ecr_errors.ECRError:
+    return getattr(ecr_errors, exc.type_name, ecr_errors.InvalidSignatureException)(
+        exc.message)
 
 
 def _access_key_hint(request: web.Request) -> str | None:
