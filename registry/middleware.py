@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 
-from aiohttp import ClientPayloadError, web
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestPayloadError
 
@@ -25,7 +25,7 @@ from registry.api import check_api_path, is_api_request
 from registry.appkeys import AUTHENTICATOR, METRICS
 from registry.auth.principal import ANONYMOUS
 from registry.ecr.errors import ECRError, SerializationException, ServerException
-from registry.http_limits import BodyReadError
+from registry.http_limits import ClientDisconnected
 from registry.oci.errors import NameUnknown, OCIError, Unsupported
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,9 @@ async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
         return _render_unexpected(request, status=500, message="internal error")
 
 
-# A connection that died under a reader: what aiohttp and Berth's readers raise for it.
-_CLIENT_GONE = (ConnectionResetError, BodyReadError, RequestPayloadError, ClientPayloadError)
+# The request's own connection died under a reader. Not ConnectionResetError in general: a
+# backend connection (a database, a webhook) failing is the server's fault, a 500.
+_CLIENT_GONE = (ClientDisconnected, RequestPayloadError)
 
 
 def _aws_request_id(request: web.Request) -> str:

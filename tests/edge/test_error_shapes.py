@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from aiohttp import web
 from registry.app import create_app
 from registry.appkeys import METADATA
 from registry.config import load_config
+from registry.http_limits import ClientDisconnected
 from registry.http_server import LimitedAppRunner, handler_options
 from registry.metadata.sqlite import SQLiteMetadataStore
 
@@ -30,16 +32,19 @@ class InjectedFault(RuntimeError):
 
 
 class FailingMetadata:
-    """The real metadata store, except that ``fail_on`` raises ``InjectedFault``."""
+    """The real metadata store, except that ``fail_on`` raises ``error()`` (by default an
+    ``InjectedFault``)."""
 
-    def __init__(self, real: SQLiteMetadataStore, fail_on: str) -> None:
+    def __init__(self, real: SQLiteMetadataStore, fail_on: str,
+                 error: Callable[[], BaseException] | None = None) -> None:
         self._real = real
         self._fail_on = fail_on
+        self._error = error or (lambda: InjectedFault(f"injected failure in {fail_on}"))
 
     def __getattr__(self, name: str) -> Any:
         if name == self._fail_on:
             async def fail(*args: Any, **kwargs: Any) -> Any:
-                raise InjectedFault(f"injected failure in {name}")
+                raise self._error()
             return fail
         return getattr(self._real, name)
 
@@ -77,9 +82,10 @@ async def serve(config):
     (aiohttp's test server would), so that is the default here too."""
     started: list[Served] = []
 
-    async def make(fail_on: str, *, handler_cancellation: bool = False) -> Served:
+    async def make(fail_on: str, *, handler_cancellation: bool = False,
+                   error: Callable[[], BaseException] | None = None) -> Served:
         real = SQLiteMetadataStore(config.metadata_path)
-        app = create_app(config, metadata=FailingMetadata(real, fail_on))
+        app = create_app(config, metadata=FailingMetadata(real, fail_on, error))
         runner = LimitedAppRunner(app, handler_cancellation=handler_cancellation,
                                   **handler_options(config.server))
         await runner.setup()
@@ -115,6 +121,30 @@ async def test_unexpected_ecr_failure_is_a_server_exception(serve, caplog):
     assert logged[0].aws_request_id == request_id
     assert logged[0].route == "api"
     assert logged[0].request_id == response.headers["X-Request-Id"]
+
+
+async def test_a_backend_connection_reset_is_the_servers_fault(serve, caplog):
+    """A reset connection to a backend is no client disconnect: 500, with its traceback."""
+    client = await serve("describe_repositories", error=ConnectionResetError)
+    response = await client.post("/", data=b"{}", headers={
+        **ECR_HEADERS, "X-Amz-Target": TARGET + "DescribeRepositories"})
+    assert response.status == 500
+    assert (await response.json(content_type=None))["__type"] == "ServerException"
+    assert len(_tracebacks(caplog)) == 1
+
+
+async def test_a_vanished_client_escaping_a_handler_is_one_line(serve, caplog):
+    """The middleware's net for a reader that let ``ClientDisconnected`` through."""
+    client = await serve("describe_repositories",
+                         error=lambda: ClientDisconnected(ConnectionResetError()))
+    response = await client.post("/", data=b"{}", headers={
+        **ECR_HEADERS, "X-Amz-Target": TARGET + "DescribeRepositories"})
+    assert response.status == 400
+    assert (await response.json(content_type=None))["__type"] == "SerializationException"
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in lines] == ["client disconnected"]
+    assert lines[0].route == "api"
+    assert not _tracebacks(caplog)
 
 
 async def test_unexpected_registry_failure_keeps_the_oci_shape(serve, caplog):
