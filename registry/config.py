@@ -14,6 +14,10 @@ Example file::
     [server]
     listen = "127.0.0.1:5000"
     workers = 2
+    header_timeout_seconds = 30
+    body_timeout_seconds = 60
+    keepalive_timeout_seconds = 75
+    linger_seconds = 5
 
     [uploads]
     stale_after_seconds = 86400
@@ -51,6 +55,17 @@ class ServerConfig:
     listen: str = "127.0.0.1:5000"
     workers: int = 1
     access_log: bool = True
+    # Half-sent requests must not hold connections or memory (registry/http_server.py):
+    # request line and headers complete within this many seconds of their first byte,
+    header_timeout_seconds: int = 30
+    # at most this long between two bytes of a body,
+    body_timeout_seconds: int = 60
+    # an idle keep-alive connection (or one that never sends a byte) closes after this,
+    keepalive_timeout_seconds: int = 75
+    # and after an early answer (a 401 to a large upload) the unread rest of a body is read
+    # and dropped for at most this long, so the client sees the answer, then the connection
+    # closes.
+    linger_seconds: int = 5
 
     @property
     def host(self) -> str:
@@ -167,6 +182,12 @@ DURATIONS: tuple[tuple[str, int, int, str], ...] = (
     ("auth.token_ttl_seconds", _MINUTE, 12 * _HOUR, "ECR's tokens last 12 hours at most"),
     ("scanner.timeout_seconds", 1, _DAY, ""),
     ("scanner.db_check_seconds", 1, _DAY, ""),
+    # A timeout of 0 would mean "never" to aiohttp, so none may be 0 except lingering, where
+    # 0 means "close at once".
+    ("server.header_timeout_seconds", 1, _HOUR, ""),
+    ("server.body_timeout_seconds", 1, _HOUR, ""),
+    ("server.keepalive_timeout_seconds", 1, _HOUR, ""),
+    ("server.linger_seconds", 0, 60, ""),
 )
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 _ENV_PREFIX = "BERTH_"
@@ -314,6 +335,7 @@ def _settable(dotted: str) -> bool:
 
 def _stderr_warning(message: str) -> None:
     print(f"berth: warning: {message}", file=sys.stderr, flush=True)
+
 
 
 def load_config(

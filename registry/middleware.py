@@ -1,11 +1,15 @@
 """Request middleware: request ids, metrics, and the one place errors meet the wire.
 
-Handlers raise typed errors (``OCIError``); this module renders them. Unknown exceptions
-become a 500 with a logged traceback and no internals in the body.
+Handlers raise typed errors (``OCIError``, ``ECRError``); this module renders them. Unknown
+exceptions become a 500 with a logged traceback and no internals in the body, in the shape of
+the API the client speaks: ``{"__type": "ServerException"}`` with ``x-amzn-RequestId`` for the
+AWS JSON API at ``POST /``, ``{"errors": [...]}`` for /v2/. A client that disconnects
+mid-request is logged as one warning line, never a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import itertools
 import json
@@ -15,10 +19,13 @@ import uuid
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_protocol import RequestPayloadError
 
+from registry.api import check_api_path, is_api_request
 from registry.appkeys import AUTHENTICATOR, METRICS
 from registry.auth.principal import ANONYMOUS
-from registry.ecr.errors import ECRError
+from registry.ecr.errors import ECRError, SerializationException, ServerException
+from registry.http_limits import ClientDisconnected
 from registry.oci.errors import NameUnknown, OCIError, Unsupported
 
 log = logging.getLogger(__name__)
@@ -79,11 +86,12 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
 
 async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
     try:
+        check_api_path(request)
         return await handler(request)
     except OCIError as error:
         return render_oci(error)
     except ECRError as error:
-        return render_ecr(error, request.get("aws_request_id") or str(uuid.uuid4()))
+        return render_ecr(error, _aws_request_id(request))
     except web.HTTPException as exc:
         if not request.path.startswith("/v2"):
             raise
@@ -92,11 +100,49 @@ async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
         if exc.status == 405:
             return render_oci(Unsupported("method not allowed"))
         raise
+    except _CLIENT_GONE as exc:
+        # Routine: a client closing its connection mid-request is one line, not a traceback.
+        # The body readers already logged what they saw; this catches anything else.
+        log.warning("client disconnected", extra={
+            "request_id": request_id_var.get(), "route": _route_name(request),
+            "error": exc.__class__.__name__})
+        return _render_unexpected(request, status=400, message="request body incomplete")
+    except asyncio.CancelledError:
+        # The handler was cancelled (its client went away with handler cancellation on, or
+        # the server is stopping): say so once, and let the cancellation go on.
+        log.warning("request cancelled", extra={"request_id": request_id_var.get(),
+                                                "route": _route_name(request)})
+        raise
     except Exception:
-        log.exception("unhandled error", extra={"request_id": request_id_var.get(),
-                                                 "route": _route_name(request)})
-        body = json.dumps({"errors": [{"code": "UNKNOWN", "message": "internal error"}]})
-        return web.Response(status=500, text=body, content_type="application/json")
+        log.exception("unhandled error", extra={
+            "request_id": request_id_var.get(), "route": _route_name(request),
+            "aws_request_id": request.get("aws_request_id", "-")})
+        return _render_unexpected(request, status=500, message="internal error")
+
+
+# The request's own connection died under a reader. Not ConnectionResetError in general: a
+# backend connection (a database, a webhook) failing is the server's fault, a 500.
+_CLIENT_GONE = (ClientDisconnected, RequestPayloadError)
+
+
+def _aws_request_id(request: web.Request) -> str:
+    request_id = request.get("aws_request_id")
+    if request_id is None:
+        request_id = request["aws_request_id"] = str(uuid.uuid4())
+    return request_id
+
+
+def _render_unexpected(request: web.Request, *, status: int, message: str) -> web.Response:
+    """An error no handler chose, in the shape of the API the client speaks."""
+    if is_api_request(request) or _route_name(request) == "api":
+        request_id = _aws_request_id(request)
+        error = (ServerException if status >= 500 else SerializationException)(
+            f"{message} (request id {request_id})")
+        return render_ecr(error, request_id)
+    body = json.dumps({"errors": [{"code": "UNKNOWN" if status >= 500 else "SIZE_INVALID",
+                                   "message": message}]})
+    return web.Response(status=status, text=body, content_type="application/json",
+                        headers=_API_VERSION)
 
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -15,8 +15,6 @@ import shutil
 import signal
 import sys
 
-from aiohttp import web
-
 from registry.config import Config
 from registry.datadir import PRIVATE_UMASK, ensure_data_dir
 from registry.logs import setup_logging
@@ -27,6 +25,7 @@ log = logging.getLogger("registry.serve")
 def _run_worker(config: Config, index: int) -> None:
     from registry.app import create_app  # imported after PROMETHEUS_MULTIPROC_DIR is set
     from registry.appkeys import METRICS
+    from registry.http_server import run
     from registry.middleware import access_logger_for
 
     os.umask(PRIVATE_UMASK)  # inherited from serve(); set again so no worker depends on it
@@ -34,10 +33,9 @@ def _run_worker(config: Config, index: int) -> None:
     logging.getLogger("registry.audit").disabled = not config.auth.audit_log
     app = create_app(config)
     access_log = logging.getLogger("registry.access") if config.server.access_log else None
-    web.run_app(app, host=config.server.host, port=config.server.port,
-                reuse_port=config.server.workers > 1, print=None,
-                access_log=access_log, access_log_class=access_logger_for(app[METRICS]),
-                handle_signals=True, shutdown_timeout=5)
+    # Header, body, idle and lingering timeouts from [server]: see registry/http_server.py.
+    run(app, config.server, access_log=access_log,
+        access_log_class=access_logger_for(app[METRICS]), shutdown_timeout=5)
 
 
 def _first_start(config: Config) -> None:

@@ -18,7 +18,9 @@ from registry.appkeys import AUTHENTICATOR
 from registry.auth.credential_cache import CredentialCache, TTLMap
 from registry.auth.identities import User
 from registry.auth.principal import Principal
-from registry.auth.sigv4 import HttpRequestView, SigV4Error, verify
+from registry.auth.sigv4 import (
+    CheckedHeader, HttpRequestView, SigV4Error, check_header, verify_body,
+)
 from registry.auth.tokens import TokenClaims, TokenError, TokenSigner, parse_basic
 from registry.ecr import errors as ecr_errors
 from registry.oci.errors import Unauthorized
@@ -51,8 +53,14 @@ class Authenticator:
         # the memo never outlasts the key check that ``registry`` repeats on every request.
         self._verified = TTLMap(credentials.ttl, _VERIFIED_MAX, clock)
 
-    async def sigv4(self, request: web.Request, body: bytes, *, service: str) -> Principal:
-        """Verify a SigV4-signed API request.
+    async def sigv4(self, request: web.Request, *, service: str,
+                    required_headers: tuple[str, ...] = ()) -> "PendingSignature":
+        """Check a SigV4-signed API request as far as possible without its body.
+
+        Everything AWS checks before the signature runs here (parse, date and clock, signed
+        host and ``required_headers``, credential scope, an active access key), so an
+        unsigned or unknown caller is refused before a byte of its body is read. The
+        returned ``PendingSignature`` finishes with the body.
 
         Raises:
             ECRError subclasses named as AWS names them (reference 1.2).
@@ -62,17 +70,16 @@ class Authenticator:
         # The raw query: aiohttp's decoded query_string would break presigned values.
         raw_path, _, raw_query = request.raw_path.partition("?")
         view = HttpRequestView(method=request.method, raw_path=raw_path, raw_query=raw_query,
-                               headers=tuple(request.headers.items()),
-                               body_sha256=hashlib.sha256(body).hexdigest())
+                               headers=tuple(request.headers.items()), body_sha256="")
         try:
-            verified = verify(view, lookup_secret=lambda k: found[1] if found and k == key_id
-                              else None, region=self.region, service=service,
-                              now=datetime.now(timezone.utc))
+            checked = check_header(view, lookup_secret=lambda k: found[1] if found and
+                                   k == key_id else None, region=self.region,
+                                   service=service, now=datetime.now(timezone.utc),
+                                   required_headers=required_headers)
         except SigV4Error as exc:
-            raise getattr(ecr_errors, exc.type_name, ecr_errors.InvalidSignatureException)(
-                exc.message) from None
-        assert found is not None and verified.access_key_id == key_id
-        return principal_for(found[0], key_id)
+            raise _ecr_error(exc) from None
+        assert found is not None and checked.access_key_id == key_id
+        return PendingSignature(view, checked, principal_for(found[0], key_id))
 
     async def registry(self, request: web.Request) -> Principal | None:
         """The caller of a /v2/ request, or None when it sent no credentials.
@@ -188,8 +195,45 @@ async def registry_token(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
+class PendingSignature:
+    """A request whose SigV4 header checked out; its signature awaits the body."""
+
+    def __init__(self, view: HttpRequestView, checked: CheckedHeader,
+                 principal: Principal) -> None:
+        self._view = view
+        self._checked = checked
+        self._principal = principal
+
+    def __repr__(self) -> str:
+        return f"PendingSignature(access_key_id={self._checked.access_key_id!r})"
+
+    def verify(self, body: bytes) -> Principal:
+        """The signer, once the signature over ``body`` checks out.
+
+        Raises:
+            ECRError subclasses named as AWS names them (reference 1.2).
+        """
+        header_view = self._view
+        view = HttpRequestView(method=header_view.method, raw_path=header_view.raw_path,
+                               raw_query=header_view.raw_query, headers=header_view.headers,
+                               body_sha256=hashlib.sha256(body).hexdigest())
+        try:
+            verify_body(view, self._checked)
+        except SigV4Error as exc:
+            raise _ecr_error(exc) from None
+        return self._principal
+
+
+def _ecr_error(exc: SigV4Error) -> ecr_errors.ECRError:
+    return getattr(ecr_errors, exc.type_name, ecr_errors.InvalidSignatureException)(
+        exc.message)
+
+
 def _access_key_hint(request: web.Request) -> str | None:
-    """The access key id the request claims (verified by ``verify`` afterwards)."""
+    """The access key id the request claims (verified by ``check_header`` afterwards).
+
+    Cheap on purpose: it runs for every API request, signed or not, before anything else.
+    """
     header = request.headers.get("Authorization", "")
     marker = "Credential="
     if marker in header:

@@ -10,9 +10,14 @@ several faults gets the error AWS would give first:
 1. mechanism: ``Authorization`` header or ``X-Amz-Algorithm`` query string, never both;
 2. completeness: key=value pairs, required parameters, a request date;
 3. date format, then clock (±max_skew; presigned URLs: ``X-Amz-Expires`` into the past);
-4. ``host`` signed; algorithm; a five-part credential;
+4. ``host`` signed, then the headers the caller requires signed (for ECR ``x-amz-target``
+   and ``content-type``); algorithm; a five-part credential;
 5. credential scope: region, service, terminator, date (all faults in one message);
 6. access key known; 7. signature (constant time); 8. session token.
+
+Steps 1-6 need no body: ``check_header`` runs them alone, so a server can refuse an unsigned
+or unknown caller before reading a byte of its body; ``verify_body`` finishes with 7-8, and
+``verify`` is the two in a row.
 
 Messages never carry the Authorization header, a secret or a session token.
 """
@@ -26,58 +31,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
-from urllib.parse import quote, unquote_to_bytes
 
-ALGORITHM = "AWS4-HMAC-SHA256"
-INCOMPLETE = "IncompleteSignatureException"
-INVALID = "InvalidSignatureException"
-UNRECOGNIZED = "UnrecognizedClientException"
-MISSING = "MissingAuthenticationTokenException"
-
-MSG_MISSING = "Missing Authentication Token"
-MSG_UNRECOGNIZED = "The security token included in the request is invalid."
-MSG_MISMATCH = (
-    "The request signature we calculated does not match the signature you provided. Check "
-    "your AWS Secret Access Key and signing method. Consult the service documentation for "
-    "details.")
-MSG_BOTH = ("Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as "
-            "HTTP header.")
-MSG_HOST_UNSIGNED = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+# The wire vocabulary is re-exported: callers and tests import it from here.
+from registry.auth.sigv4_wire import (  # noqa: F401
+    ALGORITHM, INCOMPLETE, INVALID, MISSING, MSG_BOTH, MSG_HOST_UNSIGNED, MSG_MISMATCH,
+    MSG_MISSING, MSG_UNRECOGNIZED, UNRECOGNIZED, HttpRequestView, SigV4Error,
+    canonical_request as _canonical_request, clip as _clip, msg_serves_region, msg_unsigned,
+    parse_query as _parse_query, signing_key as _signing_key,
+)
 
 MAX_PRESIGN_EXPIRES = 604800  # one week, the SigV4 ceiling for presigned URLs
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _TIMESTAMP = "%Y%m%dT%H%M%SZ"
 _QUERY_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature",
                  "X-Amz-SignedHeaders", "X-Amz-Date")
-
-
-class SigV4Error(Exception):
-    """A failed verification, as the AWS wire error ``{"__type": type_name, "message": ...}``."""
-
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(message)
-        self.type_name = type_name
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"SigV4Error({self.type_name!r}, {self.message!r})"
-
-
-@dataclass(frozen=True)
-class HttpRequestView:
-    """What the verifier needs from a received request.
-
-    ``raw_path`` and ``raw_query`` are exactly as received (still percent-encoded, no ``?``);
-    ``headers`` are all received headers in order, repeats allowed, values decoded as UTF-8;
-    ``body_sha256`` is the hex SHA-256 of the raw body bytes.
-    """
-
-    method: str
-    raw_path: str
-    raw_query: str
-    headers: Sequence[tuple[str, str]]
-    body_sha256: str
 
 
 @dataclass(frozen=True)
@@ -105,26 +72,51 @@ class _Auth:
     token: str | None  # X-Amz-Security-Token, from the query string or a header
 
 
-def verify(request: HttpRequestView, *, lookup_secret: Callable[[str], str | None],
-           region: str, service: str, now: datetime,
-           max_skew: timedelta = timedelta(minutes=5),
-           session_token_valid: Callable[[str, str], bool] | None = None) -> VerifiedRequest:
-    """Verify the SigV4 signature of ``request`` for ``service`` in ``region`` at time ``now``.
+@dataclass(frozen=True)
+class CheckedHeader:
+    """A request whose SigV4 parts passed every check that does not need the body.
+
+    Carries what ``verify_body`` needs to finish: the parsed authorization, the canonical
+    inputs taken from the headers and query, and the signer's secret (never in a repr).
+    """
+
+    access_key_id: str
+    region: str
+    service: str
+    scope_date: str
+    signed_headers: tuple[str, ...]
+    timestamp: datetime
+    auth: _Auth = field(repr=False)
+    headers: dict[str, list[str]] = field(repr=False)
+    query: list[tuple[bytes, bytes]] = field(repr=False)
+    secret: str = field(repr=False)
+
+
+def check_header(request: HttpRequestView, *, lookup_secret: Callable[[str], str | None],
+                 region: str, service: str, now: datetime,
+                 max_skew: timedelta = timedelta(minutes=5),
+                 required_headers: Sequence[str] = ()) -> CheckedHeader:
+    """Steps 1-6 of the verification: everything but the signature over the body.
+
+    A server runs this before it reads a body, so an unsigned or unknown caller never makes
+    it buffer one. ``request.body_sha256`` is not read.
 
     Args:
-        lookup_secret: access key id -> secret access key, or None when the key is unknown.
+        lookup_secret: access key id -> secret access key, or None when the key is unknown
+            or inactive.
         now: the server clock (aware; a naive value is taken as UTC).
-        session_token_valid: (access key id, token) -> whether Berth issued that token for
-            that key. Without it every request carrying ``X-Amz-Security-Token`` is refused.
+        required_headers: header names (as AWS spells them in messages, e.g. "X-Amz-Target")
+            that must be among the signed headers besides host: for a JSON API the target
+            and content type choose the operation and how the body is read.
 
     Returns:
-        The verified signer, scope, signed header names and request time.
+        The checked header, to be finished by ``verify_body``.
 
     Raises:
         SigV4Error: MissingAuthenticationTokenException (no SigV4 at all),
             IncompleteSignatureException (malformed header, query or date),
-            InvalidSignatureException (clock skew, wrong scope, unsigned host, bad signature),
-            UnrecognizedClientException (unknown access key, unaccepted session token).
+            InvalidSignatureException (clock skew, wrong scope, unsigned host or required
+            header), UnrecognizedClientException (unknown access key).
     """
     now = now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
     headers: dict[str, list[str]] = {}
@@ -136,32 +128,94 @@ def verify(request: HttpRequestView, *, lookup_secret: Callable[[str], str | Non
     past = max_skew if auth.expires is None else timedelta(seconds=_parse_expires(auth.expires))
     _check_clock(timestamp, now, past=past, future=max_skew)
     names, access_key_id, date = _check_credential(auth, timestamp, region=region,
-                                                   service=service)
+                                                   service=service,
+                                                   required_headers=required_headers)
     secret = lookup_secret(access_key_id)
     if secret is None:
         raise SigV4Error(UNRECOGNIZED, MSG_UNRECOGNIZED)
+    return CheckedHeader(access_key_id=access_key_id, region=region, service=service,
+                         scope_date=date, signed_headers=tuple(names), timestamp=timestamp,
+                         auth=auth, headers=headers, query=query, secret=secret)
+
+
+def verify_body(request: HttpRequestView, checked: CheckedHeader, *,
+                session_token_valid: Callable[[str, str], bool] | None = None
+                ) -> VerifiedRequest:
+    """Steps 7-8: the signature over the canonical request (body hash included), then the
+    session token.
+
+    Args:
+        request: the same request ``check_header`` saw, now with ``body_sha256`` set.
+        checked: what ``check_header`` returned for it.
+        session_token_valid: (access key id, token) -> whether Berth issued that token for
+            that key. Without it every request carrying ``X-Amz-Security-Token`` is refused.
+
+    Returns:
+        The verified signer, scope, signed header names and request time.
+
+    Raises:
+        SigV4Error: InvalidSignatureException (bad signature, a signed header not received,
+            a payload hash header that is not the body's), UnrecognizedClientException
+            (unaccepted session token).
+    """
+    auth = checked.auth
     # The signature cannot sign itself: a presigned URL's X-Amz-Signature is left out.
-    signed_query = [(k, v) for k, v in query if not (auth.presigned and k == b"X-Amz-Signature")]
-    canonical = _canonical_request(request, headers, names, signed_query)
-    string_to_sign = "\n".join((ALGORITHM, timestamp.strftime(_TIMESTAMP),
-                                f"{date}/{region}/{service}/aws4_request",
+    signed_query = [(k, v) for k, v in checked.query
+                    if not (auth.presigned and k == b"X-Amz-Signature")]
+    canonical = _canonical_request(request, checked.headers, list(checked.signed_headers),
+                                   signed_query)
+    scope = f"{checked.scope_date}/{checked.region}/{checked.service}/aws4_request"
+    string_to_sign = "\n".join((ALGORITHM, checked.timestamp.strftime(_TIMESTAMP), scope,
                                 hashlib.sha256(canonical).hexdigest()))
-    key = _signing_key(secret, date, region, service)
+    key = _signing_key(checked.secret, checked.scope_date, checked.region, checked.service)
     expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), auth.signature.encode("ascii", "replace")):
         raise SigV4Error(INVALID, MSG_MISMATCH)
     # AWS checks the token only after the signature: a forged request learns nothing about it.
     if auth.token is not None:
-        if session_token_valid is None or not session_token_valid(access_key_id, auth.token):
+        if session_token_valid is None or not session_token_valid(checked.access_key_id,
+                                                                  auth.token):
             raise SigV4Error(UNRECOGNIZED, MSG_UNRECOGNIZED)
-    return VerifiedRequest(access_key_id=access_key_id, region=region, service=service,
-                           signed_headers=tuple(names), timestamp=timestamp,
-                           session_token=auth.token)
+    return VerifiedRequest(access_key_id=checked.access_key_id, region=checked.region,
+                           service=checked.service, signed_headers=checked.signed_headers,
+                           timestamp=checked.timestamp, session_token=auth.token)
 
 
-def _check_credential(auth: _Auth, timestamp: datetime, *, region: str,
-                      service: str) -> tuple[list[str], str, str]:
-    """Host signed, algorithm, credential shape and scope, in AWS's order.
+def verify(request: HttpRequestView, *, lookup_secret: Callable[[str], str | None],
+           region: str, service: str, now: datetime,
+           max_skew: timedelta = timedelta(minutes=5),
+           session_token_valid: Callable[[str, str], bool] | None = None,
+           required_headers: Sequence[str] = ()) -> VerifiedRequest:
+    """Verify the SigV4 signature of ``request`` for ``service`` in ``region`` at time ``now``:
+    ``check_header`` then ``verify_body``.
+
+    Args:
+        lookup_secret: access key id -> secret access key, or None when the key is unknown.
+        now: the server clock (aware; a naive value is taken as UTC).
+        session_token_valid: (access key id, token) -> whether Berth issued that token for
+            that key. Without it every request carrying ``X-Amz-Security-Token`` is refused.
+        required_headers: headers that must be signed besides host (see ``check_header``).
+
+    Returns:
+        The verified signer, scope, signed header names and request time.
+
+    Raises:
+        SigV4Error: MissingAuthenticationTokenException (no SigV4 at all),
+            IncompleteSignatureException (malformed header, query or date),
+            InvalidSignatureException (clock skew, wrong scope, unsigned host or required
+            header, bad signature), UnrecognizedClientException (unknown access key,
+            unaccepted session token).
+    """
+    checked = check_header(request, lookup_secret=lookup_secret, region=region,
+                           service=service, now=now, max_skew=max_skew,
+                           required_headers=required_headers)
+    return verify_body(request, checked, session_token_valid=session_token_valid)
+
+
+def _check_credential(auth: _Auth, timestamp: datetime, *, region: str, service: str,
+                      required_headers: Sequence[str]) -> tuple[list[str], str, str]:
+    """Host and required headers signed, algorithm, credential shape and scope, in AWS's
+    order.
 
     Returns:
         (signed header names as the client listed them, access key id, scope date).
@@ -169,6 +223,9 @@ def _check_credential(auth: _Auth, timestamp: datetime, *, region: str,
     names = [n.strip().lower() for n in auth.signed_headers.split(";")]
     if "host" not in names:
         raise SigV4Error(INVALID, MSG_HOST_UNSIGNED)
+    for required in required_headers:
+        if required.lower() not in names:
+            raise SigV4Error(INVALID, msg_unsigned(required))
     if auth.algorithm != ALGORITHM:
         raise SigV4Error(INCOMPLETE, f"Unsupported AWS 'algorithm': '{_clip(auth.algorithm)}' "
                                      f"(only {ALGORITHM} for now). ")
@@ -194,7 +251,11 @@ def _check_credential(auth: _Auth, timestamp: datetime, *, region: str,
                         f"of date from HTTP: '{_clip(date)}' != '{timestamp:%Y%m%d}', from "
                         f"'{timestamp.strftime(_TIMESTAMP)}'.")
     if problems:
-        raise SigV4Error(INVALID, "".join(problems))
+        message = "".join(problems)
+        if scope_region != region:
+            # Not AWS's: an AWS endpoint names its region in its host name, Berth's does not.
+            message += ("" if message.endswith(" ") else " ") + msg_serves_region(region)
+        raise SigV4Error(INVALID, message)
     return names, access_key_id, date
 
 
@@ -293,77 +354,3 @@ def _check_clock(timestamp: datetime, now: datetime, *, past: timedelta,
 def _span(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} sec"
-
-
-def _parse_query(raw_query: str) -> list[tuple[bytes, bytes]]:
-    """Decoded (key, value) byte pairs in received order; bytes keep invalid UTF-8 lossless."""
-    if not raw_query:
-        return []
-    pairs = []
-    for pair in raw_query.split("&"):
-        key, _, value = pair.partition("=")
-        pairs.append((unquote_to_bytes(key), unquote_to_bytes(value)))
-    return pairs
-
-
-def _canonical_request(request: HttpRequestView, headers: dict[str, list[str]],
-                       names: list[str], query: list[tuple[bytes, bytes]]) -> bytes:
-    """The canonical request bytes, built from the client's SignedHeaders list.
-
-    Raises:
-        SigV4Error: InvalidSignatureException when a signed header was not received.
-    """
-    # The path is quoted as received (so "%2F" becomes "%252F"), exactly as botocore does for
-    # every service but S3.
-    path = _remove_dot_segments(request.raw_path or "/")
-    uri = quote(path.encode("utf-8", "surrogateescape"), safe="/~")
-    encoded = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in query)
-    lines = []
-    for name in names:
-        values = headers.get(name)
-        if values is None:
-            raise SigV4Error(INVALID, MSG_MISMATCH)
-        lines.append(f"{name}:" + ",".join(" ".join(v.split()) for v in values))
-    # botocore signs X-Amz-Content-SHA256 verbatim when present. The JSON APIs have no
-    # unsigned-payload mode, so a claim other than the received body's hash (UNSIGNED-PAYLOAD
-    # included) would leave the body unauthenticated: refuse it.
-    payload = headers.get("x-amz-content-sha256", [request.body_sha256])[0]
-    if payload.lower() != request.body_sha256.lower():
-        raise SigV4Error(INVALID, MSG_MISMATCH)
-    text = "\n".join((request.method.upper(), uri, "&".join(f"{k}={v}" for k, v in encoded),
-                      "\n".join(lines) + "\n", ";".join(names), payload))
-    # surrogateescape: text a server decoded that way (aiohttp does) hashes as received bytes.
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _remove_dot_segments(path: str) -> str:
-    """RFC 3986 5.2.4 plus collapsing of repeated slashes, as botocore normalises paths."""
-    segments = [s for s in path.split("/") if s and s != "."]
-    out: list[str] = []
-    for segment in segments:
-        if segment == "..":
-            if out:
-                out.pop()
-        else:
-            out.append(segment)
-    first = "/" if path.startswith("/") else ""
-    last = "/" if path.endswith("/") and out else ""
-    return first + "/".join(out) + last
-
-
-@lru_cache(maxsize=1024)
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    """kSigning for one (secret, day, region, service); cached so a hot key costs one HMAC.
-
-    Keyed by the secret itself, so a rotated secret can never pick up a stale derived key;
-    lru_cache is thread-safe and bounded.
-    """
-    key = ("AWS4" + secret).encode()
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
-
-
-def _clip(value: str, limit: int = 128) -> str:
-    """Bound client-supplied text echoed in messages."""
-    return value if len(value) <= limit else value[:limit] + "..."

@@ -36,6 +36,8 @@ AccessDeniedException = _error("AccessDeniedException")
 UnknownOperationException = _error("UnknownOperationException")
 SerializationException = _error("SerializationException")
 ServerException = _error("ServerException", 500)
+# botocore's standard retry mode treats this code as transient: a stalled body is retried.
+RequestTimeoutException = _error("RequestTimeoutException", 408)
 
 # The operation errors of the ECR model that Berth raises.
 InvalidParameterException = _error("InvalidParameterException")
@@ -63,6 +65,12 @@ LimitExceededException = _error("LimitExceededException")
 ValidationException = _error("ValidationException")
 ScanNotFoundException = _error("ScanNotFoundException")
 UnsupportedImageTypeException = _error("UnsupportedImageTypeException")
+
+# A body over its operation's limit, refused before it is read: the ECR model has no type
+# for it, ValidationException is its generic input error, and 413 says which kind.
+RequestBodyTooLarge = type("RequestBodyTooLarge", (ECRError,), {
+    "type_name": "ValidationException", "status": 413,
+    "__doc__": "``ValidationException`` (HTTP 413) for an oversized request body."})
 
 
 def invalid_parameter(member: str, constraint: str) -> ECRError:

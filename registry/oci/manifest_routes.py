@@ -8,6 +8,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA, PULL_PROTECTION
 from registry.auth.authorize import authorize
 from registry import scanning
+from registry.http_limits import BodyReadError, iter_body
 from registry.images import ImmutableTagError, ManifestDigestMismatchError, put_image
 from registry.events import IMAGE_DELETED
 from registry.metadata.models import (
@@ -109,12 +110,12 @@ async def _read_manifest_body(request: web.Request) -> bytes:
         raise SizeInvalid(f"manifest larger than {limit} bytes", status=413)
     body = bytearray()
     try:
-        async for chunk in request.content.iter_any():
+        async for chunk in iter_body(request, request.app[CONFIG].server.body_timeout_seconds):
             body += chunk
             if len(body) > limit:
                 raise SizeInvalid(f"manifest larger than {limit} bytes", status=413)
-    except (ConnectionError, EOFError, HttpProcessingError) as exc:
-        raise SizeInvalid(f"incomplete manifest body: {exc.__class__.__name__}") from None
+    except (BodyReadError, ConnectionError, EOFError, HttpProcessingError) as exc:
+        raise SizeInvalid(f"incomplete manifest body: {exc}") from None
     if declared is not None and declared.isdigit() and int(declared) != len(body):
         raise SizeInvalid("body length does not match Content-Length")
     return bytes(body)

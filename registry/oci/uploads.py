@@ -58,14 +58,18 @@ def _content_length(request: web.Request) -> int | None:
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    # Local imports keep this change inside the one body reader of the module.
+    from registry.appkeys import CONFIG
+    from registry.http_limits import BodyReadError, iter_body
+
     received = 0
     try:
-        async for chunk in request.content.iter_any():
+        async for chunk in iter_body(request, request.app[CONFIG].server.body_timeout_seconds):
             received += len(chunk)
             yield chunk
-    except (ConnectionError, EOFError, HttpProcessingError) as exc:
-        # The client went away or sent less than it announced.
-        raise IncompleteBodyError(f"request body incomplete: {exc.__class__.__name__}") from None
+    except (BodyReadError, ConnectionError, EOFError, HttpProcessingError) as exc:
+        # The client went away, stalled, or sent less than it announced.
+        raise IncompleteBodyError(f"request body incomplete: {exc}") from None
     finally:
         request.app[METRICS].bytes_in.inc(received)  # once per body, not per chunk
 

@@ -231,7 +231,7 @@ def boto3_request(call: Callable, **client_options) -> Signed:
 def test_accepts_a_real_boto3_ecr_client(call):
     signed = boto3_request(call)
     assert header(signed.view, "x-amz-target").startswith("AmazonEC2ContainerRegistry_V20150921.")
-    assert check(signed.view, signed.at).access_key_id == AKID
+    assert check(signed.view, signed.at, **ECR_REQUIRED).access_key_id == AKID
 
 
 def test_real_boto3_session_credentials_need_a_berth_issued_token():
@@ -285,6 +285,22 @@ def _without_query_param(name: str) -> Callable[[str], str]:
     return lambda q: "&".join(p for p in q.split("&") if not p.startswith(name + "="))
 
 
+ECR_REQUIRED = {"required_headers": ("Content-Type", "X-Amz-Target")}
+
+
+def _sign_without(*unsigned: str, **options) -> Callable[[], Signed]:
+    """Sign an ECR request, then add ``unsigned`` headers the signature does not cover (as a
+    hand-rolled signer that signs only host and x-amz-date sends them)."""
+    def make() -> Signed:
+        signed = sign(headers={k: v for k, v in ECR_HEADERS.items() if k not in unsigned},
+                      **options)
+        view = signed.view
+        for name in unsigned:
+            view = set_header(view, name, ECR_HEADERS[name])
+        return Signed(view, signed.at)
+    return make
+
+
 NO_PARAMS = ("Authorization header requires 'Credential' parameter. Authorization header "
              "requires 'Signature' parameter. Authorization header requires 'SignedHeaders' "
              "parameter.")
@@ -313,14 +329,23 @@ FAILURES = [
     ("payload hash header does not match the body",
      lambda: sign(headers={**ECR_HEADERS, "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}),
      _unchanged, 0, {}, INVALID, MSG_MISMATCH),
+    # AWS's sentence, then Berth's naming the region it serves (an AWS endpoint's host name
+    # says its region; Berth's does not).
     ("wrong region in scope", lambda: sign(region="eu-west-1"), _unchanged,
-     0, {}, INVALID, "Credential should be scoped to a valid region, not 'eu-west-1'. "),
+     0, {}, INVALID, "Credential should be scoped to a valid region, not 'eu-west-1'. "
+                     "This Berth endpoint serves region 'us-east-1'."),
     ("endpoint prefix api.ecr as service", lambda: sign(service="api.ecr"), _unchanged,
      0, {}, INVALID, "Credential should be scoped to correct service: 'ecr'. "),
     ("wrong region and service", lambda: sign(region="eu-west-1", service="ecs"),
      _unchanged, 0, {}, INVALID,
      "Credential should be scoped to a valid region, not 'eu-west-1'. "
-     "Credential should be scoped to correct service: 'ecr'. "),
+     "Credential should be scoped to correct service: 'ecr'. "
+     "This Berth endpoint serves region 'us-east-1'."),
+    ("wrong region and scope date", lambda: sign(region="eu-west-1"),
+     lambda s: edit_auth(s.view, lambda a: a.replace(f"/{s.at:%Y%m%d}/", "/20000101/")),
+     0, {}, INVALID,
+     lambda s: "Credential should be scoped to a valid region, not 'eu-west-1'. "
+     + _scope_date(s) + " This Berth endpoint serves region 'us-east-1'."),
     ("scope terminator", sign,
      lambda s: edit_auth(s.view, lambda a: a.replace("aws4_request", "aws5_request")),
      0, {}, INVALID,
@@ -378,6 +403,31 @@ FAILURES = [
      lambda s: edit_auth(s.view, lambda a: a.replace("host;", "")),
      0, {}, INVALID, MSG_HOST_UNSIGNED),
     ("header and query auth at once", sign, _both, 0, {}, INVALID, MSG_BOTH),
+    # An ECR request names its operation in X-Amz-Target and its body's format in
+    # Content-Type: a signature that leaves either out does not cover what the request does.
+    # AWS's wording for Host, applied to each required header in turn.
+    ("x-amz-target not signed", _sign_without("X-Amz-Target"), _unchanged,
+     0, ECR_REQUIRED, INVALID, "'X-Amz-Target' must be a 'SignedHeader' in the AWS "
+                               "Authorization."),
+    ("content-type not signed", _sign_without("Content-Type"), _unchanged,
+     0, ECR_REQUIRED, INVALID, "'Content-Type' must be a 'SignedHeader' in the AWS "
+                               "Authorization."),
+    ("neither required header signed", _sign_without("Content-Type", "X-Amz-Target"),
+     _unchanged, 0, ECR_REQUIRED, INVALID,
+     "'Content-Type' must be a 'SignedHeader' in the AWS Authorization."),
+    ("required header unsigned and host unsigned: host first",
+     _sign_without("X-Amz-Target"), lambda s: edit_auth(s.view, lambda a: a.replace("host;", "")),
+     0, ECR_REQUIRED, INVALID, MSG_HOST_UNSIGNED),
+    ("required header unsigned and wrong region: the header first",
+     _sign_without("X-Amz-Target", region="eu-west-1"), _unchanged, 0, ECR_REQUIRED, INVALID,
+     "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."),
+    ("required header unsigned and a bad date: the date first", _sign_without("X-Amz-Target"),
+     lambda s: set_header(s.view, "X-Amz-Date", "2024-01-01"), 0, ECR_REQUIRED, INCOMPLETE,
+     "Date must be in ISO-8601 'basic format'. Got '2024-01-01'. "
+     "See http://en.wikipedia.org/wiki/ISO_8601"),
+    ("presigned without the required headers", lambda: _presigned(presign=300), _unchanged,
+     0, ECR_REQUIRED, INVALID, "'Content-Type' must be a 'SignedHeader' in the AWS "
+                               "Authorization."),
     ("presigned query param tampered", lambda: _presigned(url=URL + "v2/?n=1", presign=300),
      lambda s: _query(s, lambda q: q.replace("n=1", "n=2")), 0, {}, INVALID, MSG_MISMATCH),
     ("presigned without signature", lambda: _presigned(presign=300),
@@ -409,6 +459,45 @@ def test_rejects_with_aws_error(make, spoil, offset, options, type_name, message
             continue
         assert secret not in caught.value.message
         assert secret not in repr(caught.value)
+
+
+# Errors that only the signature over the body (or the token after it) can reveal.
+_BODY_STAGE = {MSG_MISMATCH, MSG_UNRECOGNIZED}
+
+
+@pytest.mark.parametrize("make,spoil,offset,options,type_name,message",
+                         [case[1:] for case in FAILURES], ids=[case[0] for case in FAILURES])
+def test_header_stage_needs_no_body(make, spoil, offset, options, type_name, message):
+    """check_header gives every header fault verify gives, without the body's hash; what is
+    left (signature, unknown key excepted, token) fails in verify_body."""
+    signed = make()
+    view = dataclasses.replace(spoil(signed), body_sha256="never read by check_header")
+    now = signed.at + timedelta(seconds=offset)
+    header_options = {k: v for k, v in options.items() if k != "session_token_valid"}
+    expected = message(signed) if callable(message) else message
+    unknown_key = "AKIAUNKNOWN" in (header(view, "authorization") or "")
+    if expected in _BODY_STAGE and not unknown_key:
+        checked = sigv4.check_header(view, lookup_secret=KEYS.get, region=REGION,
+                                     service="ecr", now=now, **header_options)
+        assert SECRET not in repr(checked)
+        with pytest.raises(SigV4Error) as caught:
+            sigv4.verify_body(spoil(signed), checked,
+                              session_token_valid=options.get("session_token_valid"))
+    else:
+        with pytest.raises(SigV4Error) as caught:
+            sigv4.check_header(view, lookup_secret=KEYS.get, region=REGION, service="ecr",
+                               now=now, **header_options)
+    assert (caught.value.type_name, caught.value.message) == (type_name, expected)
+
+
+def test_header_stage_then_body_stage_accepts_what_verify_accepts():
+    signed = sign()
+    checked = sigv4.check_header(dataclasses.replace(signed.view, body_sha256=""),
+                                 lookup_secret=KEYS.get, region=REGION, service="ecr",
+                                 now=signed.at, **ECR_REQUIRED)
+    assert checked.signed_headers == ("content-type", "host", "x-amz-date", "x-amz-target")
+    verified = sigv4.verify_body(signed.view, checked)
+    assert verified == check(signed.view, signed.at, **ECR_REQUIRED)
 
 
 def test_session_token_validator_sees_key_and_token():

@@ -7,10 +7,13 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 
+import boto3
 import botocore.auth
 import pytest
 import requests
 from botocore.auth import SigV4Auth
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -115,7 +118,99 @@ def test_unknown_access_key(auth_server, name):
 def test_unknown_operation(auth_server):
     response = send(signed(auth_server, "LaunchRockets", {}))
     assert response.status_code == 400
+    assert response.json() == {
+        "__type": "UnknownOperationException",
+        "message": "Berth does not implement the ECR operation 'LaunchRockets'"}
+    assert response.headers["x-amzn-RequestId"]
+
+
+def test_an_ecr_operation_berth_lacks_says_so_through_boto3(auth_server):
+    with pytest.raises(ClientError) as caught:
+        auth_server.client().create_pull_through_cache_rule(
+            ecrRepositoryPrefix="hub", upstreamRegistryUrl="registry-1.docker.io")
+    assert caught.value.response["Error"] == {
+        "Code": "UnknownOperationException",
+        "Message": "Berth does not implement the ECR operation 'CreatePullThroughCacheRule'"}
+
+
+@pytest.mark.parametrize("target,fragment", [
+    ("AmazonEC2ContainerServiceV20141113.ListClusters", "Unknown operation "
+     "'AmazonEC2ContainerServiceV20141113.ListClusters'. Berth serves the Amazon ECR API only"),
+    (None, "Missing X-Amz-Target header. Berth serves the Amazon ECR API only"),
+], ids=["another service", "no target"])
+def test_unknown_target_names_the_api_served(auth_server, target, fragment):
+    headers = {"Content-Type": "application/x-amz-json-1.1"}
+    if target:
+        headers["X-Amz-Target"] = target
+    response = requests.post(auth_server.url + "/", data=b"{}", headers=headers, timeout=10)
+    assert response.status_code == 400
     assert response.json()["__type"] == "UnknownOperationException"
+    assert fragment in response.json()["message"]
+    assert f"(X-Amz-Target: {TARGET}<Operation>)" in response.json()["message"]
+
+
+@pytest.mark.parametrize("suffix", ["/v2/", "/v2", "/v2/some/repo", "/api"])
+def test_ecr_client_pointed_at_a_path_is_told_where_the_api_is(auth_server, suffix):
+    """``--endpoint-url http://host/v2/`` is the usual slip: the answer says what to use."""
+    client = auth_server.client(endpoint=auth_server.url + suffix)
+    with pytest.raises(ClientError) as caught:
+        client.describe_repositories()
+    error = caught.value.response["Error"]
+    assert error["Code"] == "UnknownOperationException"
+    assert "the ECR API is served at POST / on this host" in error["Message"]
+    assert f"--endpoint-url {auth_server.url} (no path)" in error["Message"]
+    assert f"AWS_ENDPOINT_URL_ECR={auth_server.url}" in error["Message"]
+    if suffix.startswith("/v2"):
+        assert "this is the container registry API (/v2/)" in error["Message"]
+    assert caught.value.response["ResponseMetadata"]["RequestId"]
+
+
+def test_wrong_region_names_the_region_served(auth_server):
+    client = boto3.client("ecr", endpoint_url=auth_server.url, region_name="eu-west-1",
+                          aws_access_key_id=auth_server.admin.key_id,
+                          aws_secret_access_key=auth_server.admin.secret,
+                          config=BotoConfig(retries={"max_attempts": 1}))
+    with pytest.raises(ClientError) as caught:
+        client.describe_repositories()
+    assert caught.value.response["Error"] == {
+        "Code": "InvalidSignatureException",
+        "Message": "Credential should be scoped to a valid region, not 'eu-west-1'. "
+                   "This Berth endpoint serves region 'us-east-1'."}
+
+
+def _signed_without(auth_server, operation: str, body: dict, *unsigned: str) -> AWSRequest:
+    """A boto3-like request whose signature leaves ``unsigned`` headers out (a hand-rolled
+    signer that signs only host and x-amz-date does this)."""
+    wire = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": TARGET + operation}
+    request = AWSRequest(method="POST", url=auth_server.url + "/", data=json.dumps(body),
+                         headers={k: v for k, v in wire.items() if k not in unsigned})
+    SigV4Auth(Credentials(auth_server.admin.key_id, auth_server.admin.secret), "ecr",
+              "us-east-1").add_auth(request)
+    for name in unsigned:
+        request.headers[name] = wire[name]
+    return request
+
+
+@pytest.mark.parametrize("unsigned,header", [
+    (("X-Amz-Target",), "X-Amz-Target"), (("Content-Type",), "Content-Type"),
+    (("Content-Type", "X-Amz-Target"), "Content-Type")], ids=["target", "content-type", "both"])
+def test_requests_must_sign_target_and_content_type(auth_server, name, unsigned, header):
+    request = _signed_without(auth_server, "CreateRepository", create_body(name), *unsigned)
+    assert header.lower() not in request.headers["Authorization"].split("SignedHeaders=")[1]
+    response = send(request)
+    assert response.status_code == 400
+    assert response.json() == {
+        "__type": "InvalidSignatureException",
+        "message": f"'{header}' must be a 'SignedHeader' in the AWS Authorization."}
+    names = [r["repositoryName"] for r in auth_server.client().describe_repositories()[
+        "repositories"]]
+    assert name not in names
+
+
+def test_fully_signed_hand_made_request_still_works(auth_server, name):
+    response = send(signed(auth_server, "CreateRepository", create_body(name)))
+    assert response.status_code == 200, response.text
+    assert response.json()["repository"]["repositoryName"] == name
 
 
 def _registry_token(auth_server, *, now: float) -> str:
