@@ -84,6 +84,9 @@ async def serve(config):
 
     async def make(fail_on: str, *, handler_cancellation: bool = False,
                    error: Callable[[], BaseException] | None = None) -> Served:
+        # A private data dir from the start, so the only warnings logged are the request's.
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        config.data_dir.chmod(0o700)
         real = SQLiteMetadataStore(config.metadata_path)
         app = create_app(config, metadata=FailingMetadata(real, fail_on, error))
         runner = LimitedAppRunner(app, handler_cancellation=handler_cancellation,

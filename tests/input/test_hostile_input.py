@@ -19,6 +19,9 @@ from botocore.exceptions import ClientError
 from tests.input.conftest import ACCOUNT, MANIFEST_TYPE, REGION, b64, image_manifest
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
+# 10,000 deep fits in every operation's body limit (64 KiB at least), so it reaches the parser;
+# 100,000 deep does not, and is refused unread by the per-operation limit.
+DEEP_FITTING = b"[" * 10_000 + b"]" * 10_000
 HUGE_INT = b"9" * 5000
 ARN = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/lib/existing"
 HEX = "a" * 64
@@ -54,9 +57,14 @@ def manifest_body(world: str, manifest: str, **more) -> dict:
 # pushed manifest text returning either), expected status, __type, optional check of the body
 ECR_CASES = [
     # The request body itself.
-    ("body nested 100,000 deep", "CreateRepository", DEEP, 400, "SerializationException"),
+    ("body nested 100,000 deep", "CreateRepository", DEEP, 413, "ValidationException"),
     ("member nested 100,000 deep", "CreateRepository",
-     b'{"repositoryName": "lib/deep", "tags": ' + DEEP + b"}", 400, "SerializationException"),
+     b'{"repositoryName": "lib/deep", "tags": ' + DEEP + b"}", 413, "ValidationException"),
+    ("body nested 10,000 deep", "CreateRepository", DEEP_FITTING, 400,
+     "SerializationException"),
+    ("member nested 10,000 deep", "CreateRepository",
+     b'{"repositoryName": "lib/deep", "tags": ' + DEEP_FITTING + b"}", 400,
+     "SerializationException"),
     ("5,000-digit integer", "DescribeRepositories", b'{"maxResults": ' + HUGE_INT + b"}", 400,
      "SerializationException"),
     ("lone surrogate in a name", "CreateRepository", {"repositoryName": "lib/\ud800"}, 400,
@@ -109,7 +117,10 @@ ECR_CASES = [
      {"repositoryName": "lib/existing", "imageIds": [{"imageDigest": f"sha256:{HEX}\n"}]}, 400,
      "InvalidParameterException"),
     ("nextToken nested 100,000 deep", "ListImages",
-     {"repositoryName": "lib/existing", "nextToken": b64(DEEP)}, 400,
+     {"repositoryName": "lib/existing", "nextToken": b64(DEEP)}, 413,
+     "ValidationException"),
+    ("nextToken nested 10,000 deep", "ListImages",
+     {"repositoryName": "lib/existing", "nextToken": b64(DEEP_FITTING)}, 400,
      "InvalidParameterException"),
     ("nextToken with a 5,000-digit integer", "DescribeRepositories",
      {"nextToken": b64(HUGE_INT)}, 400, "InvalidParameterException"),
