@@ -28,17 +28,16 @@ from typing import AsyncIterable, Callable, Iterable
 from registry.oci.digests import ALGORITHMS, Digest
 from registry.storage import paths
 from registry.storage.base import (
-    BlobCheck, DigestMismatchError, IncompleteBodyError, OffsetMismatchError, SessionLimits,
+    BlobCheck, DigestMismatchError, OffsetMismatchError, SessionLimits,
     StagedBlob, StoredBlob, UploadSession, UploadUnknownError,
 )
 from registry.storage.sessionindex import SessionIndex
 from registry.storage.sessionlock import SessionLocks
-from registry.storage.syncio import fsync_dir, fsync_file, start_writeback, write_durably
+from registry.storage.streaming import stream_into
+from registry.storage.syncio import fsync_dir, fsync_file, write_durably
 
 log = logging.getLogger(__name__)
 
-WRITE_BATCH = 4 * 1024 * 1024  # bytes handed to the hashing and writing threads at once
-IOV_BATCH = 512  # chunks per writev call (IOV_MAX is 1024 on Linux)
 HASH_READ = 8 * 1024 * 1024
 VERIFY_READ = 1024 * 1024  # smaller blocks for fsck/scrub: smooth progress and throttling
 
@@ -54,27 +53,6 @@ class _Running:
 
     offset: int
     hasher: "hashlib._Hash"
-
-
-def _hash_batch(hasher: "hashlib._Hash", batch: list[bytes]) -> None:
-    for chunk in batch:
-        hasher.update(chunk)
-
-
-def _write_batch(fd: int, batch: list[bytes], offset: int) -> None:
-    """Write the chunks in order (writev, at most IOV_BATCH at a time) and start writeback."""
-    total = 0
-    for first in range(0, len(batch), IOV_BATCH):
-        views = [memoryview(chunk) for chunk in batch[first:first + IOV_BATCH]]
-        while views:
-            written = os.writev(fd, views)
-            total += written
-            while views and written >= len(views[0]):
-                written -= len(views[0])
-                views.pop(0)
-            if views and written:
-                views[0] = views[0][written:]
-    start_writeback(fd, offset, total)
 
 
 def _hash_fd(fd: int, hasher: "hashlib._Hash", size: int, block_size: int = HASH_READ,
@@ -301,56 +279,15 @@ class FilesystemBlobStore:
                 raise OffsetMismatchError(session.offset)
             running = await self._running_for(session, session.algorithm)
             start = session.offset
-            received = await self._stream_into(session_id, chunks, running, start, length)
+            try:
+                received = await stream_into(paths.upload_data(self.root, session_id), chunks,
+                                             running.hasher, start, length, self._executor)
+            except BaseException:
+                running.offset = -1  # the hasher saw bytes that were cut off again
+                raise
+            running.offset = start + received
             return UploadSession(session.id, session.repository, session.algorithm,
                                  session.started_at, start + received, session.owner)
-
-    async def _stream_into(self, session_id: str, chunks: AsyncIterable[bytes],
-                           running: _Running, start: int, length: int | None) -> int:
-        """Receive a body into the session: the event loop only gathers chunk references;
-        hashing and writing of a batch run on two threads at once (both release the GIL)
-        while the loop receives the next batch."""
-        fd = os.open(paths.upload_data(self.root, session_id), os.O_WRONLY | os.O_APPEND)
-        loop = asyncio.get_running_loop()
-        stages: list[asyncio.Future] = []
-        received = 0
-
-        async def flush(batch: list[bytes], size: int) -> None:
-            nonlocal received
-            if stages:
-                await asyncio.gather(*stages)
-            stages[:] = [loop.run_in_executor(self._executor, _hash_batch, running.hasher, batch),
-                         loop.run_in_executor(self._executor, _write_batch, fd, batch,
-                                              start + received)]
-            received += size
-
-        try:
-            batch: list[bytes] = []
-            size = 0
-            async for chunk in chunks:
-                batch.append(chunk)
-                size += len(chunk)
-                if size >= WRITE_BATCH:
-                    await flush(batch, size)
-                    batch, size = [], 0
-            if batch:
-                await flush(batch, size)
-            if stages:
-                await asyncio.gather(*stages)
-                stages.clear()
-            if length is not None and received != length:
-                raise IncompleteBodyError(f"received {received} of {length} bytes")
-        except BaseException:
-            if stages:
-                await asyncio.wait(stages)
-            # Nothing of a failed body stays: cut the file back and forget the hash.
-            os.ftruncate(fd, start)
-            running.offset = -1
-            raise
-        finally:
-            os.close(fd)
-        running.offset = start + received
-        return received
 
     async def finish_upload(self, session_id: str, digest: Digest) -> StagedBlob:
         async with self._hold(session_id):
