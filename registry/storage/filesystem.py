@@ -39,6 +39,7 @@ from registry.storage.syncio import fsync_dir, fsync_file, write_durably
 log = logging.getLogger(__name__)
 
 HASH_READ = 8 * 1024 * 1024
+RUNNING_PRUNE_AT = 1024  # running hashes kept before looking for sessions closed elsewhere
 VERIFY_READ = 1024 * 1024  # smaller blocks for fsck/scrub: smooth progress and throttling
 
 
@@ -106,6 +107,7 @@ class FilesystemBlobStore:
         self._executor = executor or ThreadPoolExecutor(max_workers=8,
                                                         thread_name_prefix="blobio")
         self._running: dict[str, _Running] = {}
+        self._prune_at = RUNNING_PRUNE_AT
         self._locks = SessionLocks()
         self._index = SessionIndex(self.root)
         for directory in (paths.blobs_root(self.root), paths.uploads_root(self.root),
@@ -236,19 +238,28 @@ class FilesystemBlobStore:
         paths.upload_info(self.root, session_id).write_text(json.dumps(info))
         self._index.add(session_id, repository, owner)
         self._running[session_id] = _Running(0, hashlib.new(algorithm))
+        if len(self._running) > self._prune_at:
+            self._prune_running()
         return UploadSession(session_id, repository, algorithm, info["started_at"], 0, owner)
 
-    def _load(self, session_id: str, directory: Path | None = None) -> UploadSession:
+    def _prune_running(self) -> None:
+        """Forget hashes of sessions another worker finished, cancelled or swept (each
+        process only learns of its own); amortised O(1) per session by doubling."""
+        for session_id in list(self._running):
+            if not paths.upload_dir(self.root, session_id).is_dir():
+                del self._running[session_id]
+        self._prune_at = max(RUNNING_PRUNE_AT, 2 * len(self._running))
+
+    def _load(self, session_id: str) -> UploadSession:
         if not paths.is_session_id(session_id):
             raise UploadUnknownError(session_id)
-        directory = directory or paths.upload_dir(self.root, session_id)
         try:
-            info = json.loads((directory / "info.json").read_bytes())
-            size = os.stat(directory / "data").st_size
-        except (FileNotFoundError, NotADirectoryError, ValueError):
+            info = json.loads(paths.upload_info(self.root, session_id).read_bytes())
+            size = os.stat(paths.upload_data(self.root, session_id)).st_size
+            return UploadSession(session_id, info["repository"], info["algorithm"],
+                                 info["started_at"], size, info.get("owner", ""))
+        except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, TypeError):
             raise UploadUnknownError(session_id) from None
-        return UploadSession(session_id, info["repository"], info["algorithm"],
-                             info["started_at"], size, info.get("owner", ""))
 
     def _hold(self, session_id: str):
         if not paths.is_session_id(session_id):
@@ -348,6 +359,13 @@ class FilesystemBlobStore:
         shutil.rmtree(gone, ignore_errors=True)
         return True
 
+    def _loadable(self, name: str) -> bool:
+        try:
+            self._load(name)
+        except UploadUnknownError:
+            return False
+        return True
+
     def sweep_leftovers(self, *, older_than: float) -> list[str]:
         """Remove what crashes leave behind, untouched since ``older_than`` (a timestamp):
         staged objects and closed sessions under ``tmp/``, and session directories without a
@@ -355,8 +373,7 @@ class FilesystemBlobStore:
         removed = []
         candidates = list(os.scandir(paths.tmp_root(self.root)))
         candidates += [e for e in os.scandir(paths.uploads_root(self.root))
-                       if not paths.is_session_id(e.name)
-                       or not paths.upload_info(self.root, e.name).is_file()]
+                       if not self._loadable(e.name)]
         for entry in candidates:
             try:
                 st = entry.stat(follow_symlinks=False)

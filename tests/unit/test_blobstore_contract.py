@@ -325,3 +325,16 @@ async def test_sweep_leftovers_removes_only_old_debris(store):
     removed = store.sweep_leftovers(older_than=time.time() + 1)
     assert sorted(removed) == ["0123", "f" * 32]
     assert (await store.get_upload(session.id)).id == session.id
+
+
+async def test_hashes_of_sessions_closed_elsewhere_are_forgotten(tmp_path):
+    """Each worker only learns of its own closes; the others prune as sessions come."""
+    from registry.storage import filesystem
+
+    here, elsewhere = (FilesystemBlobStore(tmp_path / "data") for _ in range(2))
+    opened = [await here.create_upload("acct/repo", "sha256")
+              for _ in range(filesystem.RUNNING_PRUNE_AT)]
+    for session in opened:
+        await elsewhere.cancel_upload(session.id)
+    kept = await here.create_upload("acct/repo", "sha256")  # goes over the mark: prunes
+    assert set(here._running) == {kept.id}
