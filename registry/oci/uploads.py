@@ -120,7 +120,7 @@ async def _complete(request: web.Request, repo: Repository, name: str,
         await request.app[METADATA].link_blob(repo.id, str(digest), staged.size,
                                               lambda: blobs.publish(staged))
     except BaseException:
-        blobs.discard(staged)  # nothing left behind if recording fails (publish moved it)
+        blobs.discard(staged)  # nothing left in tmp/ (a no-op once publish moved it)
         raise
     return _blob_created(name, digest)
 
@@ -153,10 +153,12 @@ async def start_upload(request: web.Request) -> web.Response:
             return mounted
     length = _content_length(request)
     repo = await push_target(request, account, name)
+    if digest is None and length:
+        # Refused before a session exists: a session the client never hears of would hold
+        # a slot of the caps until it goes stale.
+        raise BlobUploadInvalid("a body on POST needs ?digest=")
     session = await _open_session(request, account, name, algorithm)
     if digest is None:
-        if length:
-            raise BlobUploadInvalid("a body on POST needs ?digest=")
         return web.Response(status=202, headers=_session_headers(name, session))
     # Single-POST monolithic upload (end-4b).
     await authorize(request, "ecr:UploadLayerPart", account, name)

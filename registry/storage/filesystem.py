@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -189,6 +190,8 @@ class FilesystemBlobStore:
             return None
         try:
             st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None  # not a blob (a stray directory): nothing to hash
             hasher = _hash_fd(fd, hashlib.new(digest.algorithm), st.st_size, VERIFY_READ,
                               on_bytes)
         finally:

@@ -102,3 +102,12 @@ def test_caps_are_checked_before_any_session_is_created(capped):
     for _ in range(5):
         assert admin.post("capped/full").status_code == 429
     assert list((capped.server.data_dir / "uploads").iterdir()) == sessions
+
+
+async def test_a_refused_post_leaves_no_session_to_hold_a_slot(make_client, app_config):
+    client = await make_client()
+    for _ in range(3):
+        resp = await client.post("/v2/lib/app/blobs/uploads/", data=b"body without digest")
+        assert resp.status == 400
+        assert (await resp.json())["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
+    assert list((app_config.data_dir / "uploads").iterdir()) == []
