@@ -94,10 +94,16 @@ def _remove(path: Path) -> None:
 
 
 def _ensure_dir(directory: Path) -> None:
-    """Create a blob prefix directory durably (its parent must know it after a crash)."""
-    if not directory.is_dir():
-        directory.mkdir(parents=True, exist_ok=True)
-        fsync_dir(directory.parent)
+    """Create a blob directory durably: each new level is fsynced into its parent, so a
+    blob published into it is still reachable after a crash."""
+    if directory.is_dir():
+        return
+    _ensure_dir(directory.parent)
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        return
+    fsync_dir(directory.parent)
 
 
 class FilesystemBlobStore:
