@@ -25,6 +25,8 @@ from registry.storage.filesystem import FilesystemBlobStore
 
 log = logging.getLogger(__name__)
 
+LEFTOVER_MIN_AGE = 3600.0  # seconds
+
 
 @dataclass
 class GCReport:
@@ -79,7 +81,9 @@ def sweep_uploads(blobs: FilesystemBlobStore, *, max_age_seconds: float,
     if dry_run:
         return stale
     removed = [session_id for session_id in stale if blobs.discard_upload(session_id)]
-    leftovers = blobs.sweep_leftovers(older_than=now - max_age_seconds)
+    # Never younger than an hour, whatever the session expiry: a closing session sits in
+    # tmp/ while its bytes are verified and fsynced, which takes a while for a huge blob.
+    leftovers = blobs.sweep_leftovers(older_than=now - max(max_age_seconds, LEFTOVER_MIN_AGE))
     if leftovers:
         log.info("removed leftovers of interrupted uploads", extra={"count": len(leftovers)})
     return removed
