@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -55,7 +57,8 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     app[METRICS] = overrides.pop("metrics", None) or Metrics()
     app[BLOBS] = overrides.pop("blobs", None) or FilesystemBlobStore(config.data_dir)
     app[METADATA] = overrides.pop("metadata", None) or SQLiteMetadataStore(config.metadata_path)
-    app[BLOB_CACHE] = BlobCache(config.limits.small_blob_cache_bytes)
+    app[BLOB_CACHE] = BlobCache(config.limits.small_blob_cache_bytes,
+                                on_corrupt=_count_corruption(app[METRICS], "cache"))
     app[PULL_PROTECTION] = PullProtection(app[METADATA])
     app[JOBS_QUEUED] = []  # filled by the background workers as they start
     app[UPLOAD_ACTIVITY] = UploadActivity()
@@ -140,8 +143,16 @@ async def _close_stores(app: web.Application) -> None:
         app[IDENTITIES].close()
 
 
+def _count_corruption(metrics: Metrics, source: str):
+    def count(digest: str) -> None:
+        metrics.blob_corruptions.labels(source=source).inc()
+
+    return count
+
+
 async def _maintenance(app: web.Application) -> AsyncIterator[None]:
-    """Periodic GC and stale-upload cleanup; across workers one holder of each lease runs."""
+    """Periodic GC, stale-upload cleanup and scrub; across workers one holder of each lease
+    runs."""
     config = app[CONFIG]
     tasks = [asyncio.create_task(_every(
         app, "uploads", config.uploads.cleanup_interval_seconds,
@@ -152,21 +163,57 @@ async def _maintenance(app: web.Application) -> AsyncIterator[None]:
             lambda: collect_garbage(app[METADATA], app[BLOBS],
                                     grace_seconds=config.gc.grace_seconds,
                                     upload_max_age_seconds=config.uploads.stale_after_seconds))))
+    stop = threading.Event()
+    scrubber = None
+    if config.storage.scrub_interval_seconds > 0:
+        scrubber = _scrub_task(app, stop)
+        tasks.append(scrubber)
     yield
+    stop.set()  # a running scrub pass ends at its next block
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _every(app: web.Application, name: str, interval: float, job) -> None:
+def _scrub_task(app: web.Application, stop: threading.Event) -> asyncio.Task:
+    from registry.integrity.scrub import lower_priority, scrub_pass
+
+    config = app[CONFIG]
+    loop = asyncio.get_running_loop()
+    cache = app[BLOB_CACHE]
+    # A thread of its own: its lowered priority must not leak into shared pool threads.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrub",
+                                  initializer=lower_priority)
+
+    def job() -> None:
+        scrub_pass(app[METADATA], app[BLOBS], rate=config.storage.scrub_bytes_per_second,
+                   metrics=app[METRICS], stop=stop,
+                   evict=lambda digest: loop.call_soon_threadsafe(cache.evict, digest))
+
+    task = asyncio.create_task(_every(app, "scrub", config.storage.scrub_interval_seconds,
+                                      job, executor=executor))
+    task.add_done_callback(lambda _: executor.shutdown(wait=False))
+    return task
+
+
+async def _every(app: web.Application, name: str, interval: float, job, *,
+                 executor: ThreadPoolExecutor | None = None) -> None:
     if interval <= 0:
         return
     metadata = app[METADATA]
     owner = f"{socket.gethostname()}:{os.getpid()}"
+    ttl = max(interval * 1.5, 3.0)
+    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval)
         try:
-            if await metadata.acquire_lease(name, owner, ttl=interval * 1.5):
-                await asyncio.get_running_loop().run_in_executor(None, job)
+            if not await metadata.acquire_lease(name, owner, ttl=ttl):
+                continue
+            running = loop.run_in_executor(executor, job)
+            # Renew the lease while a long pass (a scrub of a big store) runs, so no other
+            # worker starts a second one beside it.
+            while not (await asyncio.wait({running}, timeout=ttl / 3))[0]:
+                await metadata.acquire_lease(name, owner, ttl=ttl)
+            running.result()
         except Exception:
             log.exception("maintenance pass failed", extra={"job": name})

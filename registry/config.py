@@ -79,6 +79,10 @@ class ServerConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     backend: str = "filesystem"
+    # Periodic re-hash of every blob in the server (0 = off); corrupt blobs are quarantined
+    # as by `berth fsck --repair`. The read rate is capped so pushes are not starved.
+    scrub_interval_seconds: int = 0
+    scrub_bytes_per_second: int = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,10 @@ class MetadataConfig:
 class UploadsConfig:
     stale_after_seconds: int = 24 * 3600
     cleanup_interval_seconds: int = 3600
+    # Caps on open sessions (0 = unlimited). With auth disabled every caller is the one
+    # anonymous principal, so the per-principal cap is then a cap on the whole registry.
+    max_sessions_per_repository: int = 1000
+    max_sessions_per_principal: int = 2000
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,7 @@ DURATIONS: tuple[tuple[str, int, int, str], ...] = (
     ("server.body_timeout_seconds", 1, _HOUR, ""),
     ("server.keepalive_timeout_seconds", 1, _HOUR, ""),
     ("server.linger_seconds", 0, 60, ""),
+    ("storage.scrub_interval_seconds", 0, 366 * _DAY, "0 turns the periodic scrub off"),
 )
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 _ENV_PREFIX = "BERTH_"
@@ -306,6 +315,7 @@ def _validate(config: Config, problems: list[str]) -> None:
         problems.append("scanner.concurrency: between 1 and 16")
     if not 1 <= config.server.workers <= 64:
         problems.append("server.workers: between 1 and 64")
+    _validate_integrity(config, problems)
     for name, value in (("limits.manifest_max_bytes", config.limits.manifest_max_bytes),
                         ("limits.small_blob_cache_bytes", config.limits.small_blob_cache_bytes),
                         ("limits.small_blob_max_bytes", config.limits.small_blob_max_bytes)):
@@ -336,6 +346,15 @@ def _settable(dotted: str) -> bool:
 def _stderr_warning(message: str) -> None:
     print(f"berth: warning: {message}", file=sys.stderr, flush=True)
 
+
+
+def _validate_integrity(config: Config, problems: list[str]) -> None:
+    storage, uploads = config.storage, config.uploads
+    if not 1024 * 1024 <= storage.scrub_bytes_per_second <= 1 << 40:
+        problems.append("storage.scrub_bytes_per_second: between 1048576 (1 MiB/s) and 2^40")
+    for name in ("max_sessions_per_repository", "max_sessions_per_principal"):
+        if not 0 <= getattr(uploads, name) <= 1_000_000:
+            problems.append(f"uploads.{name}: 0 (unlimited) or up to 1000000")
 
 
 def load_config(

@@ -3,7 +3,9 @@
 One pass: (1) untagged manifests that nothing references, repeated until nothing more goes
 (removing an index frees its children); (2) repository blob links that no manifest in the
 repository uses; (3) blobs no repository links and no manifest is; (4) files under ``blobs/``
-with no database row (left by a crash between rename and commit); (5) stale upload sessions.
+with no database row (left by a crash between rename and commit); (5) stale upload sessions
+(skipping any a request holds right now: its lock is taken without waiting) and what crashes
+leave under ``tmp/``.
 Everything younger than the grace window stays, so a blob uploaded for a manifest that is not
 pushed yet is never deleted. Deletions re-check their condition inside their own transaction
 and remove the file inside it, so a concurrent push either rescues a candidate or
@@ -22,6 +24,8 @@ from registry.oci.digests import parse_digest
 from registry.storage.filesystem import FilesystemBlobStore
 
 log = logging.getLogger(__name__)
+
+LEFTOVER_MIN_AGE = 3600.0  # seconds
 
 
 @dataclass
@@ -70,13 +74,19 @@ def collect_garbage(metadata: SQLiteMetadataStore, blobs: FilesystemBlobStore, *
 
 def sweep_uploads(blobs: FilesystemBlobStore, *, max_age_seconds: float,
                   now: float | None = None, dry_run: bool = False) -> list[str]:
-    """Remove upload sessions started more than ``max_age_seconds`` ago; return their ids."""
+    """Remove upload sessions started more than ``max_age_seconds`` ago, and leftovers of
+    crashes untouched for as long; return the session ids removed."""
     now = time.time() if now is None else now
     stale = [s.id for s in blobs.list_uploads() if s.started_at < now - max_age_seconds]
-    if not dry_run:
-        for session_id in stale:
-            blobs.discard_upload(session_id)
-    return stale
+    if dry_run:
+        return stale
+    removed = [session_id for session_id in stale if blobs.discard_upload(session_id)]
+    # Never younger than an hour, whatever the session expiry: a closing session sits in
+    # tmp/ while its bytes are verified and fsynced, which takes a while for a huge blob.
+    leftovers = blobs.sweep_leftovers(older_than=now - max(max_age_seconds, LEFTOVER_MIN_AGE))
+    if leftovers:
+        log.info("removed leftovers of interrupted uploads", extra={"count": len(leftovers)})
+    return removed
 
 
 def _manifests(run, cutoff: float, report: GCReport, dry_run: bool) -> None:

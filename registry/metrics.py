@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests and latency by route, bytes in and out, open uploads.
+"""Prometheus metrics: requests and latency by route, bytes in and out, open uploads,
+blob integrity (corruptions found, scrub progress) and refused upload sessions.
 
 With ``--workers N`` the CLI points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before
 any worker starts, and ``/metrics`` aggregates every process.
@@ -39,6 +40,21 @@ class Metrics:
             gauge_kwargs["multiprocess_mode"] = "livesum"
         self.uploads_in_progress = Gauge("berth_uploads_in_progress",
                                          "Upload requests being received", **gauge_kwargs)
+        # source: "cache" (bytes read for the small-blob cache) or "scrub".
+        self.blob_corruptions = Counter("berth_blob_corruptions_found_total",
+                                        "Stored blobs found not to hash to their digest",
+                                        ["source"], **kwargs)
+        self.scrub_bytes = Counter("berth_scrub_bytes_total",
+                                   "Blob bytes re-hashed by the periodic scrub", **kwargs)
+        last_kwargs = dict(kwargs)
+        if self.multiprocess:
+            last_kwargs["multiprocess_mode"] = "max"
+        self.scrub_completed = Gauge("berth_scrub_last_completed_timestamp_seconds",
+                                     "When the last full scrub pass ended (Unix time)",
+                                     **last_kwargs)
+        self.uploads_refused = Counter("berth_upload_sessions_refused_total",
+                                       "Upload sessions refused by a cap on open sessions",
+                                       ["scope"], **kwargs)
 
     def render(self) -> bytes:
         if self.multiprocess:

@@ -1,4 +1,9 @@
-"""The ECR layer data plane: the same upload sessions and links the /v2/ API uses."""
+"""The ECR layer data plane: the same upload sessions and links the /v2/ API uses.
+
+The sessions are the /v2/ API's, with the same guarantees: a part or a completion that comes
+after another request completed or cancelled the upload answers UploadNotFoundException, and
+open sessions are capped per repository and per principal (LimitExceededException).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,20 @@ import base64
 import uuid
 from typing import Any, AsyncIterator
 
-from registry.appkeys import PULL_PROTECTION
+from registry.appkeys import METRICS, PULL_PROTECTION
 from registry.ecr.call import ECRCall
 from registry.ecr.errors import (
     EmptyUploadException, InvalidLayerException, InvalidLayerPartException,
     LayerAlreadyExistsException, LayerInaccessibleException, LayersNotFoundException,
+    LimitExceededException,
     UploadNotFoundException,
 )
 from registry.oci.digests import parse_digest
 from registry.oci.errors import OCIError
-from registry.storage.base import DigestMismatchError, OffsetMismatchError, UploadUnknownError
+from registry.storage.base import (
+    DigestMismatchError, OffsetMismatchError, TooManyUploadsError, UploadUnknownError,
+)
+from registry.storage.sessionindex import limit_message, session_limits
 
 PART_SIZE = 10 * 1024 * 1024
 
@@ -32,6 +41,11 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+def _not_found(upload_id: str, name: str) -> UploadNotFoundException:
+    return UploadNotFoundException(
+        f"Upload with id '{upload_id}' is not found in repository '{name}'")
+
+
 async def _session(call: ECRCall, name: str):
     upload_id = call.params["uploadId"]
     try:
@@ -39,8 +53,7 @@ async def _session(call: ECRCall, name: str):
     except UploadUnknownError:
         session = None
     if session is None or session.repository != f"{call.account}/{name}":
-        raise UploadNotFoundException(
-            f"Upload with id '{upload_id}' is not found in repository '{name}'")
+        raise _not_found(upload_id, name)
     return session
 
 
@@ -48,7 +61,14 @@ async def initiate_layer_upload(call: ECRCall) -> dict[str, Any]:
     name = call.params["repositoryName"]
     await call.authorize("ecr:InitiateLayerUpload", name)
     await call.repository(name)
-    session = await call.blobs.create_upload(f"{call.account}/{name}", "sha256")
+    try:
+        session = await call.blobs.create_upload(f"{call.account}/{name}", "sha256",
+                                                 owner=call.principal.arn,
+                                                 limits=session_limits(call.config))
+    except TooManyUploadsError as exc:
+        call.app[METRICS].uploads_refused.labels(scope=exc.scope).inc()
+        raise LimitExceededException(
+            limit_message(exc, call.config.uploads.stale_after_seconds)) from None
     return {"uploadId": _upload_id(session.id), "partSize": PART_SIZE}
 
 
@@ -70,6 +90,8 @@ async def upload_layer_part(call: ECRCall) -> dict[str, Any]:
         raise InvalidLayerPartException(
             f"The part's first byte {first} does not follow the last byte received "
             f"{exc.offset - 1}") from None
+    except UploadUnknownError:
+        raise _not_found(p["uploadId"], name) from None
     return {"registryId": call.account, "repositoryName": name, "uploadId": p["uploadId"],
             "lastByteReceived": session.offset - 1}
 
@@ -87,7 +109,10 @@ async def complete_layer_upload(call: ECRCall) -> dict[str, Any]:
     if session.offset == 0:
         raise EmptyUploadException(f"The upload with id '{p['uploadId']}' has no content")
     if await call.metadata.linked_blob_size(repo.id, str(digest)) is not None:
-        await call.blobs.cancel_upload(session.id)
+        try:
+            await call.blobs.cancel_upload(session.id)
+        except UploadUnknownError:
+            raise _not_found(p["uploadId"], name) from None
         raise LayerAlreadyExistsException(
             f"The layer with digest '{digest}' already exists in the repository with name "
             f"'{name}' in registry with id '{repo.account}'")
@@ -95,8 +120,14 @@ async def complete_layer_upload(call: ECRCall) -> dict[str, Any]:
         staged = await call.blobs.finish_upload(session.id, digest)
     except DigestMismatchError as exc:
         raise InvalidLayerException(f"The calculated digest does not match: {exc}") from None
-    await call.metadata.link_blob(repo.id, str(digest), staged.size,
-                                  lambda: call.blobs.publish(staged))
+    except UploadUnknownError:
+        raise _not_found(p["uploadId"], name) from None
+    try:
+        await call.metadata.link_blob(repo.id, str(digest), staged.size,
+                                      lambda: call.blobs.publish(staged))
+    except BaseException:
+        call.blobs.discard(staged)
+        raise
     return {"registryId": repo.account, "repositoryName": name, "uploadId": p["uploadId"],
             "layerDigest": str(digest)}
 

@@ -85,7 +85,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
                 data = await blobs.read_bytes(parsed)
             except FileNotFoundError:
                 raise BlobUnknown(f"blob unknown to registry: {digest}") from None
-            cache.put(digest, data)
+            if not cache.put(digest, data):  # corrupt on disk: never serve it
+                raise BlobUnknown(f"blob unknown to registry: {digest}")
         return web.Response(status=status, body=data[first:last + 1], headers=headers)
     path = blobs.local_path(parsed)
     try:

@@ -99,7 +99,8 @@ async def get_manifest(request: web.Request) -> web.Response:
             body = await request.app[BLOBS].read_bytes(parse_digest(record.digest))
         except FileNotFoundError:
             raise _manifest_unknown(record.digest) from None
-        cache.put(record.digest, body)
+        if not cache.put(record.digest, body):  # corrupt on disk: never serve it
+            raise _manifest_unknown(record.digest)
     return web.Response(body=body, headers=_headers(record))
 
 

@@ -1,8 +1,11 @@
 """Blob upload sessions: POST, PATCH, PUT, GET and DELETE under /v2/<name>/blobs/uploads/.
 
-The handler maps HTTP onto the store's session operations; the store owns hashing and
-durability, the metadata store owns visibility (``link_blob`` publishes inside its
-transaction).
+The handler maps HTTP onto the store's session operations; the store owns hashing,
+durability and the session lock that closes a session atomically across worker processes (a
+PATCH, PUT, DELETE or status request that comes after a closing PUT took the session answers
+BLOB_UPLOAD_UNKNOWN), the metadata store owns visibility (``link_blob`` publishes inside its
+transaction). Open sessions are capped per repository and per principal
+(``[uploads] max_sessions_per_*``).
 """
 
 from __future__ import annotations
@@ -12,20 +15,21 @@ from typing import AsyncIterator
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from registry.appkeys import BLOBS, METADATA, METRICS, PULL_PROTECTION, UPLOAD_ACTIVITY
-from registry.auth.authorize import authorize, is_allowed
+from registry.appkeys import BLOBS, CONFIG, METADATA, METRICS, PULL_PROTECTION, UPLOAD_ACTIVITY
+from registry.auth.authorize import authorize, is_allowed, principal_of
 from registry.metadata.models import Repository
 from registry.oci.context import account_of, push_target, repository_name
 from registry.oci.digests import ALGORITHMS, Digest, UnsupportedDigest, parse_digest
 from registry.oci.errors import (
-    BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, SizeInvalid,
+    BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, SizeInvalid, TooManyRequests,
 )
 from registry.oci.names import check_name
 from registry.oci.ranges import parse_content_range
 from registry.storage.base import (
-    DigestMismatchError, IncompleteBodyError, OffsetMismatchError, UploadSession,
-    UploadUnknownError,
+    DigestMismatchError, IncompleteBodyError, OffsetMismatchError, TooManyUploadsError,
+    UploadSession, UploadUnknownError,
 )
+from registry.storage.sessionindex import limit_message, session_limits
 
 
 def _location(name: str, session_id: str) -> str:
@@ -116,9 +120,26 @@ async def _complete(request: web.Request, repo: Repository, name: str,
                             detail={"digest": str(digest)}) from None
     except UploadUnknownError:
         raise BlobUploadUnknown("blob upload unknown to registry") from None
-    await request.app[METADATA].link_blob(repo.id, str(digest), staged.size,
-                                          lambda: blobs.publish(staged))
+    try:
+        await request.app[METADATA].link_blob(repo.id, str(digest), staged.size,
+                                              lambda: blobs.publish(staged))
+    except BaseException:
+        blobs.discard(staged)  # nothing left in tmp/ (a no-op once publish moved it)
+        raise
     return _blob_created(name, digest)
+
+
+async def _open_session(request: web.Request, account: str, name: str,
+                        algorithm: str) -> UploadSession:
+    config = request.app[CONFIG]
+    try:
+        return await request.app[BLOBS].create_upload(
+            f"{account}/{name}", algorithm, owner=principal_of(request).arn,
+            limits=session_limits(config))
+    except TooManyUploadsError as exc:
+        request.app[METRICS].uploads_refused.labels(scope=exc.scope).inc()
+        raise TooManyRequests(limit_message(exc, config.uploads.stale_after_seconds),
+                              detail={"scope": exc.scope, "limit": exc.limit}) from None
 
 
 async def start_upload(request: web.Request) -> web.Response:
@@ -136,10 +157,12 @@ async def start_upload(request: web.Request) -> web.Response:
             return mounted
     length = _content_length(request)
     repo = await push_target(request, account, name)
-    session = await request.app[BLOBS].create_upload(f"{account}/{name}", algorithm)
+    if digest is None and length:
+        # Refused before a session exists: a session the client never hears of would hold
+        # a slot of the caps until it goes stale.
+        raise BlobUploadInvalid("a body on POST needs ?digest=")
+    session = await _open_session(request, account, name, algorithm)
     if digest is None:
-        if length:
-            raise BlobUploadInvalid("a body on POST needs ?digest=")
         return web.Response(status=202, headers=_session_headers(name, session))
     # Single-POST monolithic upload (end-4b).
     await authorize(request, "ecr:UploadLayerPart", account, name)

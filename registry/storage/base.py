@@ -7,13 +7,19 @@ implementation runs the contract suite in ``tests/unit/test_blobstore_contract.p
 Visibility rule (DESIGN invariant 1): bytes become readable under their digest only through
 ``publish``, which the metadata store calls inside the transaction that records the blob, so
 a blob is visible only after its bytes are complete, verified and durable.
+
+Integrity rule (DESIGN invariant 6): bytes under a digest always hash to it. Closing a session
+is atomic across processes: once ``finish_upload`` has taken a session, every other request
+on it (append, finish, cancel, status) fails with ``UploadUnknownError``, so nothing can write
+into bytes after they were verified; and ``publish`` always installs the verified bytes, never
+trusting a file already at the destination.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterable, Iterable, Protocol
+from typing import AsyncIterable, Callable, Iterable, Protocol
 
 from registry.oci.digests import Digest
 
@@ -25,6 +31,15 @@ class UploadSession:
     algorithm: str
     started_at: float
     offset: int  # bytes received so far
+    owner: str = ""  # the principal ARN that opened it (counted by SessionLimits)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """Caps on open sessions; 0 means unlimited."""
+
+    per_repository: int = 0
+    per_owner: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +50,25 @@ class StagedBlob:
     size: int
     source: Path
     session_id: str | None = None
+    cleanup: Path | None = None  # the closed session's private directory, removed on publish
+
+
+@dataclass(frozen=True, slots=True)
+class BlobCheck:
+    """The result of re-hashing one stored blob.
+
+    ``version`` identifies the exact bytes that were hashed (for the filesystem, the file's
+    device and inode), so a repair can refuse to touch a blob replaced since.
+    """
+
+    digest: Digest
+    size: int
+    actual: str  # hex digest of the stored bytes
+    version: object
+
+    @property
+    def ok(self) -> bool:
+        return self.actual == self.digest.hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +98,15 @@ class IncompleteBodyError(ValueError):
     """The request body ended before the length the client announced."""
 
 
+class TooManyUploadsError(RuntimeError):
+    """Opening a session would exceed a cap; ``scope`` is "repository" or "principal"."""
+
+    def __init__(self, scope: str, limit: int) -> None:
+        self.scope = scope
+        self.limit = limit
+        super().__init__(f"too many open upload sessions for this {scope} (limit {limit})")
+
+
 class BlobStore(Protocol):
     async def stat(self, digest: Digest) -> int | None:
         """Return the size of a stored blob, or None when it is absent."""
@@ -79,11 +122,18 @@ class BlobStore(Protocol):
         """
 
     async def stage_bytes(self, data: bytes, digest: Digest) -> StagedBlob:
-        """Write ``data`` durably to a staging area; the caller checked its digest."""
+        """Verify ``data`` against ``digest`` in memory and write it durably to a private
+        staging area.
+
+        Raises:
+            DigestMismatchError: the bytes do not hash to ``digest``.
+        """
 
     def publish(self, staged: StagedBlob) -> None:
         """Atomically make staged bytes readable under their digest (synchronous; called
-        inside the metadata transaction). Idempotent when the blob already exists."""
+        inside the metadata transaction). The verified staged bytes always replace whatever
+        the destination held, so a corrupt copy is healed by the next good upload; readers
+        that already opened the old copy keep reading it."""
 
     def discard(self, staged: StagedBlob) -> None:
         """Drop staged bytes that will not be published."""
@@ -95,14 +145,39 @@ class BlobStore(Protocol):
     def iter_blobs(self) -> Iterable[StoredBlob]:
         """Every stored blob (synchronous; for the GC orphan sweep)."""
 
-    async def create_upload(self, repository: str, algorithm: str) -> UploadSession:
-        """Open a new upload session."""
+    def verify(self, digest: Digest, *,
+               on_bytes: Callable[[int], None] | None = None) -> BlobCheck | None:
+        """Re-hash a stored blob (synchronous, for fsck and scrub threads).
 
-    async def get_upload(self, session_id: str) -> UploadSession:
-        """Return a session with its current offset.
+        Args:
+            on_bytes: called with the size of every block read (progress, throttling).
+        Returns:
+            The check, or None when the blob is absent.
+        """
+
+    def quarantine(self, check: BlobCheck, *, now: float) -> str | None:
+        """Move a blob that failed ``check`` out of the store (synchronous; called inside
+        the metadata transaction that forgets the blob).
+
+        Returns:
+            Where the bytes went, or None when the stored bytes are no longer the ones
+            ``check`` hashed (replaced or deleted since): those are left alone.
+        """
+
+    async def create_upload(self, repository: str, algorithm: str, *, owner: str = "",
+                            limits: SessionLimits | None = None) -> UploadSession:
+        """Open a new upload session for ``owner`` (a principal ARN).
 
         Raises:
-            UploadUnknownError: no such session.
+            TooManyUploadsError: the repository or the owner already has ``limits`` open
+                sessions (counted across processes; see the implementation for exactness).
+        """
+
+    async def get_upload(self, session_id: str) -> UploadSession:
+        """Return a session with its current offset (a snapshot; takes no lock).
+
+        Raises:
+            UploadUnknownError: no such session, or its closing PUT has taken it.
         """
 
     async def append(self, session_id: str, chunks: AsyncIterable[bytes], *,
@@ -111,17 +186,23 @@ class BlobStore(Protocol):
 
         ``offset`` is where the client says the chunk starts (None: at the end). ``length``
         is the announced body length (None: unknown). On any failure nothing of this body
-        stays in the session.
+        stays in the session. Holds the session's lock for the whole body.
 
         Raises:
-            UploadUnknownError, OffsetMismatchError, IncompleteBodyError.
+            UploadUnknownError (also when a closing PUT took the session first),
+            OffsetMismatchError, IncompleteBodyError.
         """
 
     async def finish_upload(self, session_id: str, digest: Digest) -> StagedBlob:
-        """Verify the session's bytes against ``digest`` and make them durable.
+        """Close the session: take it out of reach of every other request, verify its bytes
+        against ``digest`` and make them durable. The returned staged bytes can no longer be
+        written by anyone.
 
         Raises:
-            UploadUnknownError, DigestMismatchError (the session stays as it was).
+            UploadUnknownError: no such session (or another request closed it first).
+            DigestMismatchError: the bytes do not hash to ``digest``; the session is put
+                back exactly as it was (bad input changes nothing), so the client may retry
+                with the right digest or DELETE it.
         """
 
     async def cancel_upload(self, session_id: str) -> None:
@@ -134,5 +215,7 @@ class BlobStore(Protocol):
     def list_uploads(self) -> Iterable[UploadSession]:
         """Every open session (synchronous; for the stale-session sweeper)."""
 
-    def discard_upload(self, session_id: str) -> None:
-        """Delete a session if it exists (synchronous: safe during request cancellation)."""
+    def discard_upload(self, session_id: str) -> bool:
+        """Delete a session if it exists and no request holds it (synchronous: safe during
+        request cancellation). Returns False when a request holds it (the sweeper retries on
+        its next pass)."""

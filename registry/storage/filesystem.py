@@ -3,7 +3,10 @@
 Uploads stream into ``uploads/<id>/data``; each process keeps the running hash of the
 sessions it is serving, and recomputes it from disk when a chunk arrives at a process that
 does not have it (after a restart, or on another worker), so sessions survive restarts and
-any worker can continue any session. Finishing fsyncs the data; ``publish`` renames it into
+any worker can continue any session. Every change to a session holds its cross-process lock
+(``registry.storage.sessionlock``). The closing PUT, holding it, renames the session out of
+``uploads/`` to a private name under ``tmp/`` *before* verifying, so no request of any worker
+can write into the bytes it verifies; then it fsyncs them. ``publish`` renames them into
 ``blobs/`` and fsyncs the directory, so a crash never leaves a partial file under ``blobs/``.
 """
 
@@ -15,69 +18,92 @@ import json
 import logging
 import os
 import shutil
+import stat
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterable, Iterable
+from typing import AsyncIterable, Callable, Iterable
 
 from registry.oci.digests import ALGORITHMS, Digest
 from registry.storage import paths
 from registry.storage.base import (
-    DigestMismatchError, IncompleteBodyError, OffsetMismatchError, StagedBlob, StoredBlob,
-    UploadSession, UploadUnknownError,
+    BlobCheck, DigestMismatchError, OffsetMismatchError, SessionLimits,
+    StagedBlob, StoredBlob, UploadSession, UploadUnknownError,
 )
-from registry.storage.syncio import fsync_dir, start_writeback, write_durably
+from registry.storage.sessionindex import SessionIndex
+from registry.storage.sessionlock import SessionLocks
+from registry.storage.streaming import stream_into
+from registry.storage.syncio import fsync_dir, fsync_file, write_durably
 
 log = logging.getLogger(__name__)
 
-WRITE_BATCH = 4 * 1024 * 1024  # bytes handed to the hashing and writing threads at once
-IOV_BATCH = 512  # chunks per writev call (IOV_MAX is 1024 on Linux)
 HASH_READ = 8 * 1024 * 1024
+RUNNING_PRUNE_AT = 1024  # running hashes kept before looking for sessions closed elsewhere
+VERIFY_READ = 1024 * 1024  # smaller blocks for fsck/scrub: smooth progress and throttling
 
 
 @dataclass
 class _Running:
-    """The hash of a session's first ``offset`` bytes, kept by the serving process."""
+    """The hash of a session's first ``offset`` bytes, kept by the serving process.
+
+    Valid while the session's size is still ``offset``: bytes before the end of a session
+    are never rewritten (appends are serialised by the session lock, and a failed body only
+    cuts the file back to where that body started), so equal size means equal prefix.
+    """
 
     offset: int
     hasher: "hashlib._Hash"
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def _hash_batch(hasher: "hashlib._Hash", batch: list[bytes]) -> None:
-    for chunk in batch:
-        hasher.update(chunk)
-
-
-def _write_batch(fd: int, batch: list[bytes], offset: int) -> None:
-    """Write the chunks in order (writev, at most IOV_BATCH at a time) and start writeback."""
-    total = 0
-    for first in range(0, len(batch), IOV_BATCH):
-        views = [memoryview(chunk) for chunk in batch[first:first + IOV_BATCH]]
-        while views:
-            written = os.writev(fd, views)
-            total += written
-            while views and written >= len(views[0]):
-                written -= len(views[0])
-                views.pop(0)
-            if views and written:
-                views[0] = views[0][written:]
-    start_writeback(fd, offset, total)
+def _hash_fd(fd: int, hasher: "hashlib._Hash", size: int, block_size: int = HASH_READ,
+             on_bytes: Callable[[int], None] | None = None) -> "hashlib._Hash":
+    remaining = size
+    while remaining > 0:
+        block = os.read(fd, min(block_size, remaining))
+        if not block:
+            break
+        hasher.update(block)
+        remaining -= len(block)
+        if on_bytes is not None:
+            on_bytes(len(block))
+    return hasher
 
 
 def _hash_file(path: Path, algorithm: str, size: int) -> "hashlib._Hash":
-    hasher = hashlib.new(algorithm)
-    with open(path, "rb", buffering=0) as f:
-        remaining = size
-        while remaining > 0:
-            block = f.read(min(HASH_READ, remaining))
-            if not block:
-                break
-            hasher.update(block)
-            remaining -= len(block)
-    return hasher
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _hash_fd(fd, hashlib.new(algorithm), size)
+    finally:
+        os.close(fd)
+
+
+def _stage(path: Path, data: bytes, digest: Digest) -> None:
+    actual = hashlib.new(digest.algorithm, data).hexdigest()
+    if actual != digest.hex:
+        raise DigestMismatchError(f"content hashes to {digest.algorithm}:{actual}")
+    write_durably(path, data)
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _ensure_dir(directory: Path) -> None:
+    """Create a blob directory durably: each new level is fsynced into its parent, so a
+    blob published into it is still reachable after a crash."""
+    if directory.is_dir():
+        return
+    _ensure_dir(directory.parent)
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        return
+    fsync_dir(directory.parent)
 
 
 class FilesystemBlobStore:
@@ -88,6 +114,9 @@ class FilesystemBlobStore:
         self._executor = executor or ThreadPoolExecutor(max_workers=8,
                                                         thread_name_prefix="blobio")
         self._running: dict[str, _Running] = {}
+        self._prune_at = RUNNING_PRUNE_AT
+        self._locks = SessionLocks()
+        self._index = SessionIndex(self.root)
         for directory in (paths.blobs_root(self.root), paths.uploads_root(self.root),
                           paths.tmp_root(self.root)):
             directory.mkdir(parents=True, exist_ok=True)
@@ -115,33 +144,33 @@ class FilesystemBlobStore:
 
     async def stage_bytes(self, data: bytes, digest: Digest) -> StagedBlob:
         staging = paths.tmp_root(self.root) / uuid.uuid4().hex
-        await self._run(write_durably, staging, data)
+        await self._run(_stage, staging, data, digest)
         return StagedBlob(digest=digest, size=len(data), source=staging)
 
     def publish(self, staged: StagedBlob) -> None:
         target = self._path(staged.digest)
-        if target.exists():
-            # Content addressing: identical bytes are already durable there.
-            os.unlink(staged.source)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged.source, target)
-            fsync_dir(target.parent)
+        _ensure_dir(target.parent)
+        # Always replace, never keep an existing file: the staged bytes were verified and
+        # nobody can write them any more, while an existing file may be a corrupt copy (disk
+        # damage, or a file poisoned before this check existed) that content addressing would
+        # otherwise keep forever, for every repository and account sharing the digest.
+        # Re-hashing the existing file instead would cost a full read of every re-pushed
+        # layer; a rename costs the same as publishing a new blob. Readers that opened the old
+        # file keep its inode until they close it.
+        os.replace(staged.source, target)
+        fsync_dir(target.parent)
         if staged.session_id is not None:
             self._running.pop(staged.session_id, None)
-            shutil.rmtree(paths.upload_dir(self.root, staged.session_id), ignore_errors=True)
+        if staged.cleanup is not None:
+            shutil.rmtree(staged.cleanup, ignore_errors=True)
 
     def discard(self, staged: StagedBlob) -> None:
-        try:
-            os.unlink(staged.source)
-        except FileNotFoundError:
-            pass
+        _remove(staged.source)
+        if staged.cleanup is not None:
+            shutil.rmtree(staged.cleanup, ignore_errors=True)
 
     def delete(self, digest: Digest) -> None:
-        try:
-            os.unlink(self._path(digest))
-        except FileNotFoundError:
-            pass
+        _remove(self._path(digest))
 
     def iter_blobs(self) -> Iterable[StoredBlob]:
         base = paths.blobs_root(self.root)
@@ -159,20 +188,76 @@ class FilesystemBlobStore:
                         continue
                     yield StoredBlob(Digest(algorithm, entry.name), st.st_size, st.st_mtime)
 
+    def verify(self, digest: Digest, *,
+               on_bytes: Callable[[int], None] | None = None) -> BlobCheck | None:
+        try:
+            fd = os.open(self._path(digest), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None  # not a blob (a stray directory): nothing to hash
+            hasher = _hash_fd(fd, hashlib.new(digest.algorithm), st.st_size, VERIFY_READ,
+                              on_bytes)
+        finally:
+            os.close(fd)
+        return BlobCheck(digest, st.st_size, hasher.hexdigest(), (st.st_dev, st.st_ino))
+
+    def quarantine(self, check: BlobCheck, *, now: float) -> str | None:
+        source = self._path(check.digest)
+        try:
+            st = os.stat(source)
+        except FileNotFoundError:
+            return None
+        if (st.st_dev, st.st_ino) != check.version:
+            return None  # replaced since it was hashed (a re-push): not ours to move
+        for attempt in range(100):
+            target = paths.quarantine_path(self.root, check.digest.algorithm, check.digest.hex,
+                                           int(now), attempt)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(f"no free quarantine name for {check.digest}")
+        os.unlink(source)
+        fsync_dir(target.parent)
+        fsync_dir(source.parent)
+        return str(target)
+
     # -- upload sessions ----------------------------------------------------------------
 
-    async def create_upload(self, repository: str, algorithm: str) -> UploadSession:
+    async def create_upload(self, repository: str, algorithm: str, *, owner: str = "",
+                            limits: SessionLimits | None = None) -> UploadSession:
         session_id = uuid.uuid4().hex
         directory = paths.upload_dir(self.root, session_id)
-        info = {"repository": repository, "algorithm": algorithm, "started_at": time.time()}
+        info = {"repository": repository, "algorithm": algorithm, "owner": owner,
+                "started_at": time.time()}
 
-        # Synchronous on purpose (two tiny files, no fsync: a process crash keeps them in the
-        # page cache), so a cancelled request can never leave a session it did not report.
+        # Synchronous on purpose (a few tiny files, no fsync: a process crash keeps them in
+        # the page cache), so a cancelled request can never leave a session it did not
+        # report, and the cap check and the creation happen in one event-loop step.
+        if limits is not None:
+            self._index.check(repository, owner, limits)
         directory.mkdir(parents=True)
         (directory / "data").touch()
         paths.upload_info(self.root, session_id).write_text(json.dumps(info))
+        self._index.add(session_id, repository, owner)
         self._running[session_id] = _Running(0, hashlib.new(algorithm))
-        return UploadSession(session_id, repository, algorithm, info["started_at"], 0)
+        if len(self._running) > self._prune_at:
+            self._prune_running()
+        return UploadSession(session_id, repository, algorithm, info["started_at"], 0, owner)
+
+    def _prune_running(self) -> None:
+        """Forget hashes of sessions another worker finished, cancelled or swept (each
+        process only learns of its own); amortised O(1) per session by doubling."""
+        for session_id in list(self._running):
+            if not paths.upload_dir(self.root, session_id).is_dir():
+                del self._running[session_id]
+        self._prune_at = max(RUNNING_PRUNE_AT, 2 * len(self._running))
 
     def _load(self, session_id: str) -> UploadSession:
         if not paths.is_session_id(session_id):
@@ -180,112 +265,87 @@ class FilesystemBlobStore:
         try:
             info = json.loads(paths.upload_info(self.root, session_id).read_bytes())
             size = os.stat(paths.upload_data(self.root, session_id)).st_size
-        except (FileNotFoundError, NotADirectoryError, ValueError):
+            return UploadSession(session_id, info["repository"], info["algorithm"],
+                                 info["started_at"], size, info.get("owner", ""))
+        except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, TypeError):
             raise UploadUnknownError(session_id) from None
-        return UploadSession(session_id, info["repository"], info["algorithm"],
-                             info["started_at"], size)
+
+    def _hold(self, session_id: str):
+        if not paths.is_session_id(session_id):
+            raise UploadUnknownError(session_id)
+        return self._locks.hold(session_id, paths.upload_info(self.root, session_id))
 
     async def get_upload(self, session_id: str) -> UploadSession:
+        # No lock: the closing PUT's rename is atomic, so a status request sees the session
+        # either still open or gone, never half-closed.
         return self._load(session_id)
 
-    async def _running_for(self, session: UploadSession, algorithm: str) -> _Running:
+    async def _running_for(self, session: UploadSession, algorithm: str,
+                           data: Path | None = None) -> _Running:
         running = self._running.get(session.id)
         if running is None or running.offset != session.offset \
                 or running.hasher.name != algorithm:
-            data = paths.upload_data(self.root, session.id)
+            data = data or paths.upload_data(self.root, session.id)
             hasher = await self._run(_hash_file, data, algorithm, session.offset)
-            lock = running.lock if running is not None else asyncio.Lock()
-            running = _Running(session.offset, hasher, lock)
+            running = _Running(session.offset, hasher)
             self._running[session.id] = running
         return running
 
     async def append(self, session_id: str, chunks: AsyncIterable[bytes], *,
                      offset: int | None, length: int | None) -> UploadSession:
-        session = self._load(session_id)
-        running = self._running.setdefault(session_id, _Running(-1, hashlib.new(session.algorithm)))
-        async with running.lock:
+        async with self._hold(session_id):
             session = self._load(session_id)
             if offset is not None and offset != session.offset:
                 raise OffsetMismatchError(session.offset)
             running = await self._running_for(session, session.algorithm)
             start = session.offset
-            received = await self._stream_into(session_id, chunks, running, start, length)
+            try:
+                received = await stream_into(paths.upload_data(self.root, session_id), chunks,
+                                             running.hasher, start, length, self._executor)
+            except BaseException:
+                running.offset = -1  # the hasher saw bytes that were cut off again
+                raise
+            running.offset = start + received
             return UploadSession(session.id, session.repository, session.algorithm,
-                                 session.started_at, start + received)
-
-    async def _stream_into(self, session_id: str, chunks: AsyncIterable[bytes],
-                           running: _Running, start: int, length: int | None) -> int:
-        """Receive a body into the session: the event loop only gathers chunk references;
-        hashing and writing of a batch run on two threads at once (both release the GIL)
-        while the loop receives the next batch."""
-        fd = os.open(paths.upload_data(self.root, session_id), os.O_WRONLY | os.O_APPEND)
-        loop = asyncio.get_running_loop()
-        stages: list[asyncio.Future] = []
-        received = 0
-
-        async def flush(batch: list[bytes], size: int) -> None:
-            nonlocal received
-            if stages:
-                await asyncio.gather(*stages)
-            stages[:] = [loop.run_in_executor(self._executor, _hash_batch, running.hasher, batch),
-                         loop.run_in_executor(self._executor, _write_batch, fd, batch,
-                                              start + received)]
-            received += size
-
-        try:
-            batch: list[bytes] = []
-            size = 0
-            async for chunk in chunks:
-                batch.append(chunk)
-                size += len(chunk)
-                if size >= WRITE_BATCH:
-                    await flush(batch, size)
-                    batch, size = [], 0
-            if batch:
-                await flush(batch, size)
-            if stages:
-                await asyncio.gather(*stages)
-                stages.clear()
-            if length is not None and received != length:
-                raise IncompleteBodyError(f"received {received} of {length} bytes")
-        except BaseException:
-            if stages:
-                await asyncio.wait(stages)
-            # Nothing of a failed body stays: cut the file back and forget the hash.
-            os.ftruncate(fd, start)
-            running.offset = -1
-            raise
-        finally:
-            os.close(fd)
-        running.offset = start + received
-        return received
+                                 session.started_at, start + received, session.owner)
 
     async def finish_upload(self, session_id: str, digest: Digest) -> StagedBlob:
-        session = self._load(session_id)
-        running = self._running.setdefault(session_id, _Running(-1, hashlib.new(session.algorithm)))
-        async with running.lock:
+        async with self._hold(session_id):
             session = self._load(session_id)
-            running = await self._running_for(session, digest.algorithm)
-            actual = running.hasher.copy().hexdigest()
-            data = paths.upload_data(self.root, session_id)
-            if actual != digest.hex:
-                raise DigestMismatchError(f"content hashes to {digest.algorithm}:{actual}")
-
-            def make_durable() -> None:
-                fd = os.open(data, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-
-            await self._run(make_durable)
-            return StagedBlob(digest=digest, size=session.offset, source=data,
-                              session_id=session_id)
+            directory = paths.upload_dir(self.root, session_id)
+            closing = paths.closing_dir(self.root, session_id)
+            # The closing point: after this rename no request of any process can name the
+            # session (a waiter that gets the lock next finds uploads/<id> gone), so the bytes
+            # verified below are the bytes published.
+            os.rename(directory, closing)
+            try:
+                running = await self._running_for(session, digest.algorithm, closing / "data")
+                actual = running.hasher.copy().hexdigest()
+                if actual != digest.hex:
+                    raise DigestMismatchError(f"content hashes to {digest.algorithm}:{actual}")
+                await self._run(fsync_file, closing / "data")
+            except BaseException:
+                # Bad input (or a cancelled request) changes nothing: the session goes back
+                # as it was, still locked by us, so the client may retry or DELETE it.
+                os.rename(closing, directory)
+                raise
+            self._running.pop(session_id, None)
+            self._index.remove(session_id, session.repository, session.owner)
+            return StagedBlob(digest=digest, size=session.offset, source=closing / "data",
+                              session_id=session_id, cleanup=closing)
 
     async def cancel_upload(self, session_id: str) -> None:
-        self._load(session_id)
-        self._running.pop(session_id, None)
-        await self._run(shutil.rmtree, paths.upload_dir(self.root, session_id), True)
+        async with self._hold(session_id):
+            gone = self._take_out(self._load(session_id))
+        await self._run(shutil.rmtree, gone, True)
+
+    def _take_out(self, session: UploadSession) -> Path:
+        """Move a held session out of reach and forget it; return where it went."""
+        gone = paths.closing_dir(self.root, session.id)
+        os.rename(paths.upload_dir(self.root, session.id), gone)
+        self._running.pop(session.id, None)
+        self._index.remove(session.id, session.repository, session.owner)
+        return gone
 
     def list_uploads(self) -> Iterable[UploadSession]:
         for entry in os.scandir(paths.uploads_root(self.root)):
@@ -294,6 +354,45 @@ class FilesystemBlobStore:
             except UploadUnknownError:
                 continue
 
-    def discard_upload(self, session_id: str) -> None:
-        self._running.pop(session_id, None)
-        shutil.rmtree(paths.upload_dir(self.root, session_id), ignore_errors=True)
+    def discard_upload(self, session_id: str) -> bool:
+        if not paths.is_session_id(session_id):
+            return True
+        try:
+            with SessionLocks.try_hold(session_id,
+                                       paths.upload_info(self.root, session_id)) as held:
+                if not held:
+                    return False
+                gone = self._take_out(self._load(session_id))
+        except UploadUnknownError:
+            return True
+        shutil.rmtree(gone, ignore_errors=True)
+        return True
+
+    def _loadable(self, name: str) -> bool:
+        try:
+            self._load(name)
+        except UploadUnknownError:
+            return False
+        return True
+
+    def sweep_leftovers(self, *, older_than: float) -> list[str]:
+        """Remove what crashes leave behind, untouched since ``older_than`` (a timestamp):
+        staged objects and closed sessions under ``tmp/``, and session directories without a
+        readable ``info.json`` (a crash inside ``create_upload``). Returns their names."""
+        removed = []
+        candidates = list(os.scandir(paths.tmp_root(self.root)))
+        candidates += [e for e in os.scandir(paths.uploads_root(self.root))
+                       if not self._loadable(e.name)]
+        for entry in candidates:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if max(st.st_mtime, st.st_ctime) >= older_than:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                _remove(Path(entry.path))
+            removed.append(entry.name)
+        return removed
