@@ -15,9 +15,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from typing import Callable
+from typing import Awaitable, Callable
 
 log = logging.getLogger(__name__)
+
+
+class CorruptBlobError(FileNotFoundError):
+    """Stored bytes do not hash to their digest: callers answer as for a missing blob (a
+    ``FileNotFoundError``), so corrupt content is never handed out."""
 
 
 def hashes_to(digest: str, data: bytes) -> bool:
@@ -62,6 +67,24 @@ class BlobCache:
             _, evicted = self._entries.popitem(last=False)
             self.used -= len(evicted)
         return True
+
+    async def read(self, digest: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The bytes under ``digest``: from memory, else ``load()``ed and verified first.
+
+        Every reader of small objects (manifest GET, BatchGetImage, the scanner) comes here, so
+        none can hand out a corrupt file.
+
+        Raises:
+            FileNotFoundError: ``load`` found nothing; CorruptBlobError (a subclass): the
+                stored bytes do not hash to ``digest``.
+        """
+        data = self.get(digest)
+        if data is not None:
+            return data
+        data = await load()
+        if not self.put(digest, data):
+            raise CorruptBlobError(digest)
+        return data
 
     def evict(self, digest: str) -> None:
         data = self._entries.pop(digest, None)

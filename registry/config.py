@@ -275,14 +275,14 @@ def _validate(config: Config, problems: list[str]) -> None:
         problems.append(f"storage.backend: unknown backend {config.storage.backend!r}")
     if config.metadata.backend not in _BACKENDS["metadata"]:
         problems.append(f"metadata.backend: unknown backend {config.metadata.backend!r}")
-    if not re.fullmatch(r"\d{12}", config.default_account):
+    if not re.fullmatch(r"[0-9]{12}", config.default_account):
         problems.append("default_account: must be a 12-digit account id")
-    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", config.region):
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", config.region):
         problems.append(f"region: not a region name: {config.region!r}")
     if config.log_level not in _LOG_LEVELS:
         problems.append(f"log_level: one of {sorted(_LOG_LEVELS)}")
     listen = config.server.listen
-    if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}", listen) or not 0 <= int(listen.rsplit(":", 1)[1]) <= 65535:
+    if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[^:\s]+):[0-9]{1,5}", listen) or not 0 <= int(listen.rsplit(":", 1)[1]) <= 65535:
         problems.append(f"server.listen: expected HOST:PORT, got {listen!r}")
     for i, hook in enumerate(config.webhooks):
         if not re.match(r"^https?://", hook.url):

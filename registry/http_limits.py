@@ -91,7 +91,7 @@ async def _next_chunk(request: web.Request, idle_timeout: float, received: int) 
 def declared_length(request: web.Request) -> int | None:
     """The Content-Length header as a number (aiohttp's parser already refused bad ones)."""
     value = request.headers.get("Content-Length")
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
 async def read_body(request: web.Request, *, limit: int, idle_timeout: float) -> bytes:

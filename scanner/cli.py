@@ -22,7 +22,7 @@ from registry.config import load_config
 if TYPE_CHECKING:  # imported when a command runs: registration stays argparse only
     import aiohttp
 
-_REF = re.compile(r"^(?P<host>[^/]+)/(?P<repo>[^:@]+)(?::(?P<tag>[\w][\w.-]{0,127}))?$")
+_REF = re.compile(r"(?P<host>[^/\s]+)/(?P<repo>[^:@\s]+)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?")
 ACCEPT = "application/vnd.oci.image.manifest.v1+json"
 
 
@@ -65,9 +65,10 @@ async def fetch_layer(ref: str, *, insecure: bool, auth: aiohttp.BasicAuth | Non
     """
     import aiohttp
 
+    from policies.jsondoc import JsonTextError, strict_loads
     from scanner.trivydb import LAYER_MEDIA_TYPE
 
-    match = _REF.match(ref)
+    match = _REF.fullmatch(ref)
     if match is None:
         raise FetchError(f"not a registry reference: {ref!r}")
     host, repo, tag = match["host"], match["repo"], match["tag"] or "2"
@@ -75,9 +76,16 @@ async def fetch_layer(ref: str, *, insecure: bool, auth: aiohttp.BasicAuth | Non
     base = f"{'http' if insecure or local else 'https'}://{host}/v2/{repo}"
     timeout = aiohttp.ClientTimeout(total=1800, sock_read=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        manifest = json.loads(await _get(session, f"{base}/manifests/{tag}",
-                                         {"Accept": ACCEPT}, auth))
-        layers = [l for l in manifest.get("layers", []) if l.get("mediaType") == LAYER_MEDIA_TYPE]
+        try:
+            # A remote registry's answer is input like any other: parsed strictly.
+            manifest = strict_loads(await _get(session, f"{base}/manifests/{tag}",
+                                               {"Accept": ACCEPT}, auth), max_depth=16)
+        except JsonTextError as exc:
+            raise FetchError(f"{ref}: the manifest is not valid JSON: {exc}") from None
+        raw_layers = manifest.get("layers") if isinstance(manifest, dict) else None
+        layers = [l for l in raw_layers if isinstance(l, dict)
+                  and l.get("mediaType") == LAYER_MEDIA_TYPE
+                  and isinstance(l.get("digest"), str)] if isinstance(raw_layers, list) else []
         if not layers:
             raise FetchError(f"{ref} is not a Trivy DB artifact (no {LAYER_MEDIA_TYPE} layer)")
         return await _get(session, f"{base}/blobs/{layers[0]['digest']}", {}, auth)

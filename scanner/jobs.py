@@ -80,10 +80,10 @@ class ScanService:
         return children
 
     async def _bytes(self, digest: str) -> bytes:
-        data = self.cache.get(digest)
-        if data is None:
-            data = await self.blobs.read_bytes(parse_digest(digest))
-        return data
+        """A manifest's bytes, verified when read from disk.
+
+        Raises: FileNotFoundError (CorruptBlobError when damaged)."""
+        return await self.cache.read(digest, lambda: self.blobs.read_bytes(parse_digest(digest)))
 
     async def _scan_one(self, repo: Repository, record: ManifestRecord) -> tuple[ManifestRecord,
                                                                                 ScanReport]:
@@ -101,6 +101,9 @@ class ScanService:
             report = self._outcome(ScanStatus.UNSUPPORTED_IMAGE, f"UnsupportedImageError: {exc}")
         except LayoutError as exc:
             report = self._outcome(ScanStatus.FAILED, f"the image cannot be read: {exc}")
+        except FileNotFoundError:  # the manifest is gone or damaged (CorruptBlobError)
+            report = self._outcome(ScanStatus.FAILED, "the image cannot be read: its manifest "
+                                   "is missing or damaged in storage; push the image again")
         finally:
             shutil.rmtree(layout, ignore_errors=True)
         return record, report

@@ -213,7 +213,7 @@ def verify_signature(secret: str, header: str, body: bytes, *, tolerance: float 
     stamp, signatures = None, []
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit():
             stamp = int(value)
         elif key == "v1":
             signatures.append(value)

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from registry.auth.principal import Principal
     from registry.config import Config
 
-_USER_ARN = re.compile(r"arn:aws:iam::(\d{12}):user/([\w+=,.@-]{1,64})")
-_REPOSITORY_ARN = re.compile(r"arn:aws:ecr:([a-z0-9-]+):(\d{12}):repository/(.+)", re.DOTALL)
+_USER_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):user/([A-Za-z0-9_+=,.@-]{1,64})")
+_REPOSITORY_ARN = re.compile(r"arn:aws:ecr:([a-z0-9-]+):([0-9]{12}):repository/(.+)", re.DOTALL)
 AUTH_OFF = "authorization is off ([auth] enabled = false): the server allows every request"
 
 

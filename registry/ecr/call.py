@@ -115,7 +115,7 @@ def _is_ip(text: str) -> bool:
 
 def account_of_host(host: str) -> str | None:
     head = host.split(".", 1)[0]
-    return head if len(head) == 12 and head.isdigit() and "." in host else None
+    return head if len(head) == 12 and head.isascii() and head.isdigit() and "." in host else None
 
 
 def repository_not_found(name: str, account: str) -> RepositoryNotFoundException:

@@ -106,8 +106,14 @@ async def batch_get_image(call: ECRCall) -> dict[str, Any]:
                 shapes.image_id(record.digest, found.tag), "ImageInaccessible",
                 f"Pull protection: {blocked.reason()}"))
             continue
-        body = call.cache.get(record.digest) or await call.blobs.read_bytes(
-            parse_digest(record.digest))
+        try:  # verified when read from disk: a corrupt manifest is never handed out
+            body = await call.cache.read(
+                record.digest, lambda: call.blobs.read_bytes(parse_digest(record.digest)))
+        except FileNotFoundError:
+            failures.append(shapes.failure(
+                shapes.image_id(record.digest, found.tag), "ImageInaccessible",
+                "The image manifest is missing or damaged in storage; push the image again"))
+            continue
         images.append({"registryId": repo.account, "repositoryName": name,
                        "imageId": shapes.image_id(record.digest, found.tag),
                        "imageManifest": body.decode(),

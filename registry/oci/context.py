@@ -11,7 +11,7 @@ from registry.metadata.models import Repository
 from registry.oci.errors import NameUnknown
 from registry.oci.names import check_name
 
-_ACCOUNT_HOST = re.compile(r"^(\d{12})\.")
+_ACCOUNT_HOST = re.compile(r"^([0-9]{12})\.")
 
 
 def account_of(request: web.Request) -> str:

@@ -101,7 +101,7 @@ async def list_referrers(request: web.Request) -> web.Response:
 def _catalog_cursor(request: web.Request) -> Cursor:
     """Raises: Unsupported (400) for a ``skip`` that is not a small count."""
     skip = request.query.get("skip") or "0"
-    if not skip.isdigit() or len(skip) > 10 or int(skip) > MAX_SKIP:
+    if not (skip.isascii() and skip.isdigit()) or len(skip) > 10 or int(skip) > MAX_SKIP:
         raise Unsupported(f"invalid pagination number: {skip[:20]!r}", status=400)
     return Cursor(request.query.get("last") or None, int(skip))
 

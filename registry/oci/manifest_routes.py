@@ -20,7 +20,7 @@ from registry.oci.errors import (
     DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, OCIError, SizeInvalid,
     TagInvalid, Unsupported,
 )
-from registry.oci.manifests import parse_manifest
+from registry.oci.manifests import ParsedManifest, parse_manifest
 from registry.oci.names import check_tag, is_tag
 
 MAX_TAGS_PER_PUT = 100
@@ -92,22 +92,19 @@ async def head_manifest(request: web.Request) -> web.Response:
 
 async def get_manifest(request: web.Request) -> web.Response:
     record, _ = await _resolve(request)
-    cache = request.app[BLOB_CACHE]
-    body = cache.get(record.digest)
-    if body is None:
-        try:
-            body = await request.app[BLOBS].read_bytes(parse_digest(record.digest))
-        except FileNotFoundError:
-            raise _manifest_unknown(record.digest) from None
-        if not cache.put(record.digest, body):  # corrupt on disk: never serve it
-            raise _manifest_unknown(record.digest)
+    blobs = request.app[BLOBS]
+    try:  # verified when read from disk: a corrupt file is answered as missing
+        body = await request.app[BLOB_CACHE].read(
+            record.digest, lambda: blobs.read_bytes(parse_digest(record.digest)))
+    except FileNotFoundError:
+        raise _manifest_unknown(record.digest) from None
     return web.Response(body=body, headers=_headers(record))
 
 
 async def _read_manifest_body(request: web.Request) -> bytes:
     limit = request.app[CONFIG].limits.manifest_max_bytes
     declared = request.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise SizeInvalid(f"manifest larger than {limit} bytes", status=413)
     body = bytearray()
     try:
@@ -117,7 +114,7 @@ async def _read_manifest_body(request: web.Request) -> bytes:
                 raise SizeInvalid(f"manifest larger than {limit} bytes", status=413)
     except (BodyReadError, ConnectionError, EOFError, HttpProcessingError) as exc:
         raise SizeInvalid(f"incomplete manifest body: {exc}") from None
-    if declared is not None and declared.isdigit() and int(declared) != len(body):
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) != len(body):
         raise SizeInvalid("body length does not match Content-Length")
     return bytes(body)
 
@@ -131,7 +128,8 @@ def _tags(request: web.Request, tag: str | None) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _check_manifest(body: bytes, content_type: str | None, url_digest: Digest | None) -> None:
+def _check_manifest(body: bytes, content_type: str | None,
+                    url_digest: Digest | None) -> ParsedManifest:
     """Refuse a bad manifest before ``push_target`` may create its repository, so that bad
     input changes nothing (``put_image`` checks the same again, inside its transaction).
 
@@ -144,7 +142,14 @@ def _check_manifest(body: bytes, content_type: str | None, url_digest: Digest | 
         if actual != url_digest:
             raise DigestInvalid(f"manifest digest is {actual}, not {url_digest}",
                                 detail={"digest": str(url_digest)})
-    parse_manifest(body, content_type)
+    return parse_manifest(body, content_type)
+
+
+def _missing(references) -> ManifestBlobUnknown:
+    return ManifestBlobUnknown(
+        "manifest references a manifest or blob unknown to registry: "
+        + ", ".join(ref.digest for ref in references[:10]),
+        detail={"missing": [ref.digest for ref in references]})
 
 
 async def put_manifest(request: web.Request) -> web.Response:
@@ -155,7 +160,12 @@ async def put_manifest(request: web.Request) -> web.Response:
     account = account_of(request)
     await authorize(request, "ecr:PutImage", account, name)
     body = await _read_manifest_body(request)
-    _check_manifest(body, request.headers.get("Content-Type"), url_digest)
+    parsed = _check_manifest(body, request.headers.get("Content-Type"), url_digest)
+    if parsed.references and request.app[CONFIG].create_on_push and \
+            await request.app[METADATA].get_repository(account, name) is None:
+        # Blobs are linked per repository: none can be in one that does not exist yet, and
+        # a refused manifest must not leave a new, empty repository behind.
+        raise _missing(parsed.references)
     repo = await push_target(request, account, name)
     try:
         pushed = await put_image(
@@ -167,10 +177,7 @@ async def put_manifest(request: web.Request) -> web.Response:
     except ManifestDigestMismatchError as exc:
         raise DigestInvalid(str(exc), detail={"digest": str(exc.expected)}) from None
     except MissingReferencesError as exc:
-        raise ManifestBlobUnknown(
-            "manifest references a manifest or blob unknown to registry: "
-            + ", ".join(ref.digest for ref in exc.missing[:10]),
-            detail={"missing": [ref.digest for ref in exc.missing]}) from None
+        raise _missing(exc.missing) from None
     except ImmutableTagError as exc:
         raise TagInvalid(str(exc), detail={"tag": exc.tag}) from None
     scanning.announce_jobs(request.app)

@@ -17,6 +17,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from registry.appkeys import BLOBS, CONFIG, METADATA, METRICS, PULL_PROTECTION, UPLOAD_ACTIVITY
 from registry.auth.authorize import authorize, is_allowed, principal_of
+from registry.http_limits import BodyReadError, iter_body
 from registry.metadata.models import Repository
 from registry.oci.context import account_of, push_target, repository_name
 from registry.oci.digests import ALGORITHMS, Digest, UnsupportedDigest, parse_digest
@@ -56,16 +57,12 @@ def _content_length(request: web.Request) -> int | None:
     value = request.headers.get("Content-Length")
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise SizeInvalid("invalid Content-Length")
     return int(value)
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    # Local imports keep this change inside the one body reader of the module.
-    from registry.appkeys import CONFIG
-    from registry.http_limits import BodyReadError, iter_body
-
     received = 0
     try:
         async for chunk in iter_body(request, request.app[CONFIG].server.body_timeout_seconds):

@@ -44,3 +44,20 @@ async def test_corrupt_manifest_is_unknown_to_a_fresh_cache(make_client, app_con
         resp = await second.get(f"/v2/lib/app/manifests/{reference}", headers={"Accept": MANIFEST})
         assert resp.status == 404 and await error_code(resp) == "MANIFEST_UNKNOWN"
     assert metric(second, "berth_blob_corruptions_found_total", source="cache") == 2
+
+
+async def test_batch_get_image_never_hands_out_a_corrupt_manifest(make_client, app_config):
+    first = await make_client()
+    digest, body = await push_image(first, "lib/app", "v1")
+    path = app_config.data_dir / "blobs" / "sha256" / digest[7:9] / digest[7:]
+    path.write_bytes(body.replace(b"schemaVersion", b"schemaVersioN"))
+    second = await make_client()  # a process that has not cached the manifest
+    resp = await second.post("/", json={"repositoryName": "lib/app",
+                                        "imageIds": [{"imageTag": "v1"}]}, headers={
+        "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.BatchGetImage",
+        "Content-Type": "application/x-amz-json-1.1"})
+    assert resp.status == 200
+    answer = await resp.json(content_type=None)
+    assert answer["images"] == []
+    assert [f["failureCode"] for f in answer["failures"]] == ["ImageInaccessible"]
+    assert metric(second, "berth_blob_corruptions_found_total", source="cache") == 1

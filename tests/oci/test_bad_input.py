@@ -285,3 +285,23 @@ async def test_a_page_size_of_5000_digits_is_the_maximum_page(client):
     resp = await client.get("/v2/lib/existing/tags/list?n=" + "9" * 5000)
     assert resp.status == 200
     assert (await resp.json())["tags"] == ["v1"]
+
+
+async def test_a_refused_manifest_leaves_no_new_repository(client):
+    """create_on_push must not create a repository for a manifest it then refuses."""
+    resp = await client.put("/v2/brand/new/manifests/v1", data=image_manifest(b"{}", [b"x"]),
+                            headers={"Content-Type": MANIFEST_TYPE})
+    assert resp.status == 400
+    assert (await resp.json())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+    resp = await client.get("/v2/brand/new/tags/list")
+    assert resp.status == 404
+    assert (await resp.json())["errors"][0]["code"] == "NAME_UNKNOWN"
+    assert (await (await client.get("/v2/_catalog")).json())["repositories"] == []
+
+
+@pytest.mark.parametrize("query", ["skip=%C2%B2", "n=%C2%B2", "skip=-1", "skip=99999999999"])
+async def test_catalog_paging_numbers_are_ascii_digits(client, query):
+    """str.isdigit() accepts "²", which int() refuses: such values are 400, never a 500."""
+    resp = await client.get(f"/v2/_catalog?{query}")
+    assert resp.status == 400
+    assert (await resp.json())["errors"][0]["code"] in {"UNSUPPORTED", "PAGINATION_NUMBER_INVALID"}
