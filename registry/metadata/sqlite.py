@@ -40,11 +40,28 @@ def connect(path: Path) -> sqlite3.Connection:
     except (FileExistsError, FileNotFoundError):
         pass  # exists: leave it to SQLite; no such directory: SQLite says so in its words
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(conn)
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, *, patience: float = 30.0) -> None:
+    """Switch a connection to WAL. On a database that is still in rollback mode (a new file),
+    two processes switching at once can get SQLITE_BUSY at once, without the busy handler
+    (SQLite's deadlock avoidance for lock upgrades): retry until the other one is done."""
+    deadline = time.monotonic() + patience
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def migrate(conn: sqlite3.Connection, migrations=None) -> None:
