@@ -47,6 +47,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import IO, Iterator
 
+from registry.storage.syncio import fsync_dir
+
 CONFIG_MEDIA_TYPE = "application/vnd.aquasec.trivy.config.v1+json"
 LAYER_MEDIA_TYPE = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"
 LAYER_TITLE = "db.tar.gz"
@@ -304,7 +306,7 @@ def _extract(source: Path | bytes, staging: Path) -> DbMetadata:
         raise InvalidDatabase(f"DB artifact lacks {', '.join(sorted(missing))}")
     metadata = parse_metadata((staging / METADATA_FILE).read_bytes())
     check_bolt_file(staging / DB_FILE)
-    _fsync_dir(staging)
+    fsync_dir(staging)
     return metadata
 
 
@@ -347,7 +349,7 @@ def _switch_link(cache_dir: Path, final: Path) -> None:
     temp_link = cache_dir / ("db.link-" + os.urandom(8).hex())
     os.symlink(final.name, temp_link)  # relative, so the cache directory can move
     os.replace(temp_link, link)
-    _fsync_dir(cache_dir)
+    fsync_dir(cache_dir)
 
 
 def _prune_versions(cache_dir: Path, *, keep: set[str]) -> None:
@@ -368,14 +370,6 @@ def _sweep_staging(cache_dir: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     for path in cache_dir.glob("db.link-*"):
         path.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _time(value: object) -> datetime | None:

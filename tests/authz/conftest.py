@@ -9,6 +9,8 @@ import uuid
 import pytest
 import requests
 
+from registry.app import create_app
+from registry.config import load_config
 from tests.ecr.conftest import AuthServer, Credentials
 from tests.support.server import BerthServer
 
@@ -64,3 +66,12 @@ def unique() -> str:
 
 def dumps(document: dict) -> str:
     return json.dumps(document)
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path):
+    """An in-process app with authorization off (the tests drive the protocol, not IAM)."""
+    config = load_config(environ={}, overrides={
+        "data_dir": str(tmp_path / "data"), "gc.enabled": False, "auth.enabled": False,
+        "scanner.enabled": False})
+    return await aiohttp_client(create_app(config))

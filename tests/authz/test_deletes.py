@@ -26,13 +26,6 @@ MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 
 
-@pytest.fixture
-async def client(aiohttp_client, tmp_path):
-    config = load_config(environ={}, overrides={
-        "data_dir": str(tmp_path / "data"), "gc.enabled": False, "auth.enabled": False,
-        "scanner.enabled": False})
-    return await aiohttp_client(create_app(config))
-
 
 async def errors(response) -> dict:
     return (await response.json())["errors"][0]

@@ -41,13 +41,6 @@ def report(*findings: Finding) -> ScanReport:
                       None, None, None, "static", "1.0.0")
 
 
-@pytest.fixture
-async def client(aiohttp_client, tmp_path):
-    config = load_config(environ={}, overrides={
-        "data_dir": str(tmp_path / "data"), "gc.enabled": False, "auth.enabled": False,
-        "scanner.enabled": False})
-    return await aiohttp_client(create_app(config))
-
 
 async def push(client, name: str, tag: str, layers: list[bytes]) -> dict[str, str]:
     config = json.dumps({"architecture": "amd64", "os": "linux", "tag": tag,
