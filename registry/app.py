@@ -123,12 +123,9 @@ def _policy_reloader(policy_dir: PolicyDirectory, interval: float):
         async def loop() -> None:
             while True:
                 await asyncio.sleep(interval)
-                try:
-                    await asyncio.get_running_loop().run_in_executor(
-                        None, _reload_policy_files, policy_dir)
-                except Exception:  # noqa: BLE001 - the loop must see the next good change
-                    log.exception("policy directory reload failed",
-                                  extra={"directory": str(policy_dir.path)})
+                # Never raises: the loop lives on to see the next good change.
+                await asyncio.get_running_loop().run_in_executor(
+                    None, _reload_policy_files, policy_dir)
 
         task = asyncio.create_task(loop())
         yield

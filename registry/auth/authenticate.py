@@ -6,6 +6,7 @@ nothing here ever logs or echoes a credential.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import time
@@ -213,10 +214,7 @@ class PendingSignature:
         Raises:
             ECRError subclasses named as AWS names them (reference 1.2).
         """
-        header_view = self._view
-        view = HttpRequestView(method=header_view.method, raw_path=header_view.raw_path,
-                               raw_query=header_view.raw_query, headers=header_view.headers,
-                               body_sha256=hashlib.sha256(body).hexdigest())
+        view = dataclasses.replace(self._view, body_sha256=hashlib.sha256(body).hexdigest())
         try:
             verify_body(view, self._checked)
         except SigV4Error as exc:

@@ -9,6 +9,7 @@ every request proceeds.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +57,16 @@ class AllowAll:
 
 def repository_arn(region: str, account: str, name: str) -> str:
     return f"arn:aws:ecr:{region}:{account}:repository/{name}"
+
+
+# Matched in full (a `$` would let "…/app\n" through); the name is checked by the caller.
+_REPOSITORY_ARN = re.compile(r"arn:aws:ecr:([a-z0-9-]+):([0-9]{12}):repository/(.+)", re.DOTALL)
+
+
+def parse_repository_arn(arn: str) -> tuple[str, str, str] | None:
+    """``(region, account, name)`` of a repository ARN, or None when ``arn`` is not one."""
+    match = _REPOSITORY_ARN.fullmatch(arn)
+    return None if match is None else (match[1], match[2], match[3])
 
 
 def principal_of(request: web.Request) -> Principal:

@@ -10,14 +10,13 @@ JSON; short-lived lookups of policy texts keep it free of repeated queries too.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 import policies
 from policies import Decision, PolicyCache, PolicyKind
-from registry.auth.authorize import AccessRequest, Verdict
+from registry.auth.authorize import AccessRequest, Verdict, parse_repository_arn
 from registry.auth.credential_cache import CredentialCache
 from registry.auth.identities import User
 from registry.auth.policy_files import PolicyDirectory
@@ -25,7 +24,6 @@ from registry.auth.principal import Principal
 
 log = logging.getLogger(__name__)
 
-_REPOSITORY_ARN = re.compile(r"arn:aws:ecr:[^:]+:([0-9]{12}):repository/(.+)", re.DOTALL)
 REGISTRY_POLICY = "REGISTRY_POLICY"
 
 
@@ -88,12 +86,11 @@ class PolicyAuthorizer:
 
     async def _resource_side(self, access: AccessRequest) -> tuple[list[policies.Policy],
                                                                   dict[str, str]]:
-        match = _REPOSITORY_ARN.fullmatch(access.resource)
-        account = match.group(1) if match else access.account
-        key = (account, match.group(2) if match else None)
+        parsed = parse_repository_arn(access.resource)
+        key = (parsed[1], parsed[2]) if parsed else (access.account, None)
         hit, value = self._memo.get(key)
         if not hit:
-            value = await self._load_resource_side(account, key[1])
+            value = await self._load_resource_side(*key)
             self._memo.put(key, value)
         texts, tags = value
         compiled = [self.cache.get(text, kind=PolicyKind.RESOURCE, name=name)

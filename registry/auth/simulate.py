@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from registry.config import Config
 
 _USER_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):user/([A-Za-z0-9_+=,.@-]{1,64})")
-_REPOSITORY_ARN = re.compile(r"arn:aws:ecr:([a-z0-9-]+):([0-9]{12}):repository/(.+)", re.DOTALL)
 AUTH_OFF = "authorization is off ([auth] enabled = false): the server allows every request"
 
 
@@ -156,10 +155,13 @@ def _principal(store: IdentityStore, arn: str) -> Principal:
 
 def _resource_account(config: Config, caller: Principal, resource: str) -> str:
     """The account owning ``resource``: the repository ARN's, else (``*``) the caller's."""
-    match = _REPOSITORY_ARN.fullmatch(resource)
-    if match is None:
+    from registry.auth.authorize import parse_repository_arn
+
+    parsed = parse_repository_arn(resource)
+    if parsed is None:
         return caller.account or config.default_account
-    if match[1] != config.region:
+    region, account, _ = parsed
+    if region != config.region:
         raise Unusable(f"--resource: this registry serves {config.region}; it never decides "
-                       f"on repositories of {match[1]}")
-    return match[2]
+                       f"on repositories of {region}")
+    return account

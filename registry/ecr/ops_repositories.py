@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from policies import PolicyError, PolicyKind, parse_policy
@@ -13,6 +12,7 @@ from registry.ecr.errors import (
     RepositoryNotEmptyException, RepositoryPolicyNotFoundException, TooManyTagsException,
     invalid_parameter,
 )
+from registry.auth.authorize import parse_repository_arn
 from registry.auth.listing import MAX_SKIP, Cursor, visible_page
 from registry.ecr import pagination
 from registry.metadata.ecr_queries import (
@@ -21,8 +21,6 @@ from registry.metadata.ecr_queries import (
 from registry.metadata.models import Event, Repository, RepositorySettings
 from registry.oci.names import is_name
 
-# Matched in full (a `$` would accept a trailing newline); the name must be a repository name.
-_ARN = re.compile(r"arn:aws:ecr:([a-z0-9-]+):([0-9]{12}):repository/(.+)", re.DOTALL)
 
 
 def mutability(params: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -221,11 +219,11 @@ async def delete_repository_policy(call: ECRCall) -> dict[str, Any]:
 
 async def _repository_from_arn(call: ECRCall, action: str):
     arn = call.params["resourceArn"]
-    match = _ARN.fullmatch(arn)
-    if match is None or match.group(1) != call.config.region or not is_name(match.group(3)):
+    parsed = parse_repository_arn(arn)
+    if parsed is None or parsed[0] != call.config.region or not is_name(parsed[2]):
         raise InvalidParameterException(f"Invalid parameter at 'resourceArn' failed to satisfy "
                                         f"constraint: 'Invalid ARN: {arn[:300]}'")
-    account, name = match.group(2), match.group(3)
+    _, account, name = parsed
     call.params["registryId"] = account
     await call.authorize(action, name)
     repo = await call.metadata.get_repository(account, name)

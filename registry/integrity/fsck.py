@@ -83,7 +83,7 @@ def run_fsck(metadata: SQLiteMetadataStore, blobs: FilesystemBlobStore, *, repai
             if d not in corrupt}
     recorded = still_recorded(metadata.path, list(gone))
     for digest, why in sorted(gone.items()):
-        if why == FILE_MISSING and (digest not in recorded or _has_file(blobs, set())(digest)):
+        if why == FILE_MISSING and (digest not in recorded or _on_disk(blobs, digest)):
             continue  # collected, or pushed again, since the snapshot
         use = uses.get(digest)
         report.findings.append(Finding("missing", digest, why,
@@ -93,14 +93,13 @@ def run_fsck(metadata: SQLiteMetadataStore, blobs: FilesystemBlobStore, *, repai
     return report
 
 
-def _has_file(blobs: FilesystemBlobStore, listed: set[str]):
-    def has(digest: str) -> bool:
-        if digest in listed:
-            return True
-        path = blobs.local_path(parse_digest(digest))
-        return path is not None and path.exists()
+def _on_disk(blobs: FilesystemBlobStore, digest: str) -> bool:
+    path = blobs.local_path(parse_digest(digest))
+    return path is not None and path.exists()
 
-    return has
+
+def _has_file(blobs: FilesystemBlobStore, listed: set[str]):
+    return lambda digest: digest in listed or _on_disk(blobs, digest)
 
 
 def render_text(report: FsckReport, out: TextIO) -> None:

@@ -78,15 +78,10 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     blobs = request.app[BLOBS]
     parsed = parse_digest(digest)
     if size <= config.limits.small_blob_max_bytes:
-        cache = request.app[BLOB_CACHE]
-        data = cache.get(digest)
-        if data is None:
-            try:
-                data = await blobs.read_bytes(parsed)
-            except FileNotFoundError:
-                raise BlobUnknown(f"blob unknown to registry: {digest}") from None
-            if not cache.put(digest, data):  # corrupt on disk: never serve it
-                raise BlobUnknown(f"blob unknown to registry: {digest}")
+        try:  # verified when read from disk: a corrupt file is answered as missing
+            data = await request.app[BLOB_CACHE].read(digest, lambda: blobs.read_bytes(parsed))
+        except FileNotFoundError:
+            raise BlobUnknown(f"blob unknown to registry: {digest}") from None
         return web.Response(status=status, body=data[first:last + 1], headers=headers)
     path = blobs.local_path(parsed)
     try:

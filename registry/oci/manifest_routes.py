@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, METADATA, PULL_PROTECTION
 from registry.auth.authorize import authorize
 from registry import scanning
-from registry.http_limits import BodyReadError, iter_body
+from registry.http_limits import BodyReadError, BodyTooLarge, declared_length, read_body
 from registry.images import ImmutableTagError, ManifestDigestMismatchError, put_image
 from registry.events import IMAGE_DELETED
 from registry.metadata.models import (
@@ -102,21 +101,19 @@ async def get_manifest(request: web.Request) -> web.Response:
 
 
 async def _read_manifest_body(request: web.Request) -> bytes:
-    limit = request.app[CONFIG].limits.manifest_max_bytes
-    declared = request.headers.get("Content-Length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise SizeInvalid(f"manifest larger than {limit} bytes", status=413)
-    body = bytearray()
+    config = request.app[CONFIG]
+    limit = config.limits.manifest_max_bytes
     try:
-        async for chunk in iter_body(request, request.app[CONFIG].server.body_timeout_seconds):
-            body += chunk
-            if len(body) > limit:
-                raise SizeInvalid(f"manifest larger than {limit} bytes", status=413)
-    except (BodyReadError, ConnectionError, EOFError, HttpProcessingError) as exc:
+        body = await read_body(request, limit=limit,
+                               idle_timeout=config.server.body_timeout_seconds)
+    except BodyTooLarge:
+        raise SizeInvalid(f"manifest larger than {limit} bytes", status=413) from None
+    except BodyReadError as exc:
         raise SizeInvalid(f"incomplete manifest body: {exc}") from None
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) != len(body):
+    declared = declared_length(request)
+    if declared is not None and declared != len(body):
         raise SizeInvalid("body length does not match Content-Length")
-    return bytes(body)
+    return body
 
 
 def _tags(request: web.Request, tag: str | None) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from registry.appkeys import BLOBS, CONFIG, METADATA, METRICS, PULL_PROTECTION, UPLOAD_ACTIVITY
 from registry.auth.authorize import authorize, is_allowed, principal_of
@@ -68,7 +67,7 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
         async for chunk in iter_body(request, request.app[CONFIG].server.body_timeout_seconds):
             received += len(chunk)
             yield chunk
-    except (BodyReadError, ConnectionError, EOFError, HttpProcessingError) as exc:
+    except BodyReadError as exc:
         # The client went away, stalled, or sent less than it announced.
         raise IncompleteBodyError(f"request body incomplete: {exc}") from None
     finally:

@@ -19,30 +19,22 @@ TIGHT = {"BERTH_SERVER__HEADER_TIMEOUT_SECONDS": "1", "BERTH_SERVER__BODY_TIMEOU
 IDLE = {"BERTH_SERVER__KEEPALIVE_TIMEOUT_SECONDS": "2"}
 
 
-@pytest.fixture(scope="module")
-def tight(tmp_path_factory):
-    server = BerthServer(tmp_path_factory.mktemp("berth-tight"), env=TIGHT, workers=1)
-    server.start()
-    yield AuthServer(server)
-    server.stop()
+def _server(name: str, env: dict[str, str]):
+    """A module-scoped fixture ``name``: one Berth (1 worker, auth on) started with ``env``."""
+    @pytest.fixture(scope="module", name=name)
+    def fixture(tmp_path_factory):
+        server = BerthServer(tmp_path_factory.mktemp(f"berth-{name}"), env=env, workers=1)
+        server.start()
+        yield AuthServer(server)
+        server.stop()
+
+    return fixture
 
 
-@pytest.fixture(scope="module")
-def idle(tmp_path_factory):
-    server = BerthServer(tmp_path_factory.mktemp("berth-idle"), env=IDLE, workers=1)
-    server.start()
-    yield AuthServer(server)
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def relaxed(tmp_path_factory):
-    """Default timeouts but for a short linger: the server a memory test hammers."""
-    server = BerthServer(tmp_path_factory.mktemp("berth-relaxed"), workers=1,
-                         env={"BERTH_SERVER__LINGER_SECONDS": "2"})
-    server.start()
-    yield AuthServer(server)
-    server.stop()
+tight = _server("tight", TIGHT)
+idle = _server("idle", IDLE)
+# Default timeouts but for a short linger: the server the memory test hammers.
+relaxed = _server("relaxed", {"BERTH_SERVER__LINGER_SECONDS": "2"})
 
 
 def registry_token(auth: AuthServer) -> dict[str, str]:
