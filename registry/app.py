@@ -30,7 +30,7 @@ from registry.blobcache import BlobCache
 from registry.config import Config
 from registry.datadir import ensure_data_dir
 from registry.gc import collect_garbage, sweep_uploads
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from registry.metrics import Metrics, metrics_handler
 from registry.middleware import authenticate_v2, observe
 from registry.oci.routes import setup_routes

@@ -10,13 +10,13 @@ if TYPE_CHECKING:
     from registry.auth.authorize import Authorizer
     from registry.blobcache import BlobCache
     from registry.config import Config
-    from registry.metadata.sqlite import SQLiteMetadataStore
+    from registry.metadata.store import SQLMetadataStore
     from registry.metrics import Metrics
     from registry.storage.base import BlobStore
 
 CONFIG: web.AppKey["Config"] = web.AppKey("config")
 BLOBS: web.AppKey["BlobStore"] = web.AppKey("blobs")
-METADATA: web.AppKey["SQLiteMetadataStore"] = web.AppKey("metadata")
+METADATA: web.AppKey["SQLMetadataStore"] = web.AppKey("metadata")
 AUTHORIZER: web.AppKey["Authorizer"] = web.AppKey("authorizer")
 BLOB_CACHE: web.AppKey["BlobCache"] = web.AppKey("blob_cache")
 METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")

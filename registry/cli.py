@@ -49,7 +49,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_gc(args: argparse.Namespace) -> int:
     from registry.gc import collect_garbage
     from registry.logs import setup_logging
-    from registry.metadata.sqlite import SQLiteMetadataStore
+    from registry.metadata.store import SQLiteMetadataStore
     from registry.storage.filesystem import FilesystemBlobStore
 
     config = _config(args)

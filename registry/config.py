@@ -87,7 +87,23 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class MetadataConfig:
-    backend: str = "sqlite"
+    # Empty: SQLite in the data directory (the embedded default). Else a database URL,
+    # "postgresql://user[:password]@host:port/dbname", shared by every Berth node.
+    url: str = field(default="", repr=False)
+    # Connections (and database threads) per process on PostgreSQL.
+    pool_size: int = 10
+    # "auto": `berth serve` brings the schema up to date itself (under a lock, so concurrent
+    # starts never race); "manual": it refuses to start until `berth db upgrade` ran.
+    # Empty: auto on SQLite, manual on PostgreSQL (an operator upgrades a shared database).
+    upgrade: str = ""
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self.url.startswith(("postgresql://", "postgres://")) else "sqlite"
+
+    @property
+    def auto_upgrade(self) -> bool:
+        return self.upgrade == "auto" or (not self.upgrade and self.backend == "sqlite")
 
 
 @dataclass(frozen=True)
@@ -174,7 +190,7 @@ class Config:
         return self.data_dir / "metadata.db"
 
 
-_BACKENDS = {"storage": {"filesystem"}, "metadata": {"sqlite"}}
+_BACKENDS = {"storage": {"filesystem"}}
 _MINUTE, _HOUR, _DAY = 60, 3600, 86400
 # Every interval and duration, in seconds: (key, minimum, maximum, why the minimum). Intervals
 # are at least 1 s, so no loop ever spins; the maxima keep every deadline representable.
@@ -273,8 +289,7 @@ def _deep_set(raw: dict[str, Any], dotted: str, value: Any) -> None:
 def _validate(config: Config, problems: list[str]) -> None:
     if config.storage.backend not in _BACKENDS["storage"]:
         problems.append(f"storage.backend: unknown backend {config.storage.backend!r}")
-    if config.metadata.backend not in _BACKENDS["metadata"]:
-        problems.append(f"metadata.backend: unknown backend {config.metadata.backend!r}")
+    _validate_metadata(config, problems)
     if not re.fullmatch(r"[0-9]{12}", config.default_account):
         problems.append("default_account: must be a 12-digit account id")
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", config.region):
@@ -346,6 +361,18 @@ def _settable(dotted: str) -> bool:
 def _stderr_warning(message: str) -> None:
     print(f"berth: warning: {message}", file=sys.stderr, flush=True)
 
+
+
+def _validate_metadata(config: Config, problems: list[str]) -> None:
+    metadata = config.metadata
+    if metadata.url and metadata.backend != "postgresql":
+        # Never echo the URL: it may hold a password.
+        problems.append("metadata.url: expected postgresql://user@host:port/dbname "
+                        "(leave it empty for SQLite in the data directory)")
+    if not 1 <= metadata.pool_size <= 200:
+        problems.append("metadata.pool_size: between 1 and 200")
+    if metadata.upgrade not in ("", "auto", "manual"):
+        problems.append("metadata.upgrade: \"auto\" or \"manual\"")
 
 
 def _validate_integrity(config: Config, problems: list[str]) -> None:

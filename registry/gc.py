@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from registry.metadata import collect
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from registry.oci.digests import parse_digest
 from registry.storage.filesystem import FilesystemBlobStore
 

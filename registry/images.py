@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from registry.blobcache import BlobCache
 from registry.metadata.models import Event, MissingReferencesError, Repository, RepositorySettings
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from registry.oci.digests import Digest, digest_bytes
 from registry.oci.manifests import ParsedManifest, parse_manifest
 from registry.storage.base import BlobStore

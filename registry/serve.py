@@ -62,12 +62,9 @@ def serve(config: Config) -> int:
     os.umask(PRIVATE_UMASK)
     setup_logging(config.log_level)
     ensure_data_dir(config.data_dir)
-    from registry.metadata.sqlite import SQLiteMetadataStore, connect, migrate
+    from registry.metadata.migrate import upgrade_sqlite
 
-    conn = connect(config.metadata_path)
-    migrate(conn)  # once, before any worker starts
-    conn.close()
-    del SQLiteMetadataStore
+    upgrade_sqlite(config.metadata_path)  # once, before any worker starts
     if config.auth.enabled:
         _first_start(config)
     print(f"berth: serving on http://{config.server.listen} with data in {config.data_dir} "

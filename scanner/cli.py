@@ -112,7 +112,7 @@ async def _update(args: argparse.Namespace) -> dict[str, Any]:
 
     from registry.blobcache import BlobCache
     from registry.datadir import ensure_data_dir
-    from registry.metadata.sqlite import SQLiteMetadataStore
+    from registry.metadata.store import SQLiteMetadataStore
     from registry.storage.filesystem import FilesystemBlobStore
     from scanner.dbsync import publish_db
 

@@ -70,7 +70,7 @@ def _json(d: Delivery) -> dict[str, Any]:
 
 def _cmd_deliveries(args: argparse.Namespace) -> int:
     from registry.datadir import ensure_data_dir
-    from registry.metadata.sqlite import SQLiteMetadataStore
+    from registry.metadata.store import SQLiteMetadataStore
     from scanner.webhook_log import DeliveryLog
 
     config = load_config(args.config, overrides={"data_dir": args.data})

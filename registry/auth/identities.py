@@ -30,8 +30,8 @@ from registry.auth.iam_rules import (
     _SECRET_ALPHABET, validate_identity_policy,
 )
 from registry.auth.keys import SecretBox, load_or_create_master_key
-from registry.auth.schema import ensure_auth_schema
-from registry.metadata.sqlite import connect
+from registry.metadata.migrate import upgrade_sqlite
+from registry.metadata.sqlite_connect import connect
 
 if TYPE_CHECKING:
     from registry.config import Config
@@ -90,8 +90,9 @@ class IdentityStore:
 
     def __init__(self, database: str | Path | Callable[[], sqlite3.Connection],
                  secret_box: SecretBox, *, clock: Callable[[], float] = time.time) -> None:
+        if not callable(database):
+            upgrade_sqlite(Path(database))
         self._conn = database() if callable(database) else connect(Path(database))
-        ensure_auth_schema(self._conn)
         self._box = secret_box
         self._clock = clock
         self._lock = threading.Lock()

@@ -109,7 +109,7 @@ async def simulate(config: Config, *, principal: str, action: str, resource: str
     from registry.auth.policy_authorizer import PolicyAuthorizer
     from registry.auth.policy_files import PolicyDirectory
     from registry.datadir import ensure_data_dir
-    from registry.metadata.sqlite import SQLiteMetadataStore
+    from registry.metadata.store import SQLiteMetadataStore
 
     if not config.metadata_path.is_file() or not master_key_path(config.data_dir).is_file():
         raise Unusable(f"{config.data_dir} holds no registry (no metadata.db or master.key): "

@@ -21,7 +21,7 @@ from registry.integrity.closure import FILE_MISSING, missing, usage
 from registry.integrity.progress import Progress, human_bytes
 from registry.integrity.repair import quarantine_blob
 from registry.metadata.integrity import read_snapshot, still_recorded
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from registry.oci.digests import parse_digest
 from registry.storage.filesystem import FilesystemBlobStore
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from registry.metadata.integrity import blob_users, forget_blob
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from registry.storage.base import BlobCheck
 from registry.storage.filesystem import FilesystemBlobStore
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 from registry.integrity.check import hash_all, list_blobs
 from registry.integrity.repair import quarantine_blob
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from registry.storage.base import BlobCheck
 from registry.storage.filesystem import FilesystemBlobStore
 

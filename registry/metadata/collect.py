@@ -80,3 +80,7 @@ def delete_garbage_blob(conn: sqlite3.Connection, digest: str, cutoff: float) ->
 
 def blob_recorded(conn: sqlite3.Connection, digest: str) -> bool:
     return conn.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone() is not None
+
+
+class CollectQueries:
+    """Store methods of this module (being moved here from the functions above)."""

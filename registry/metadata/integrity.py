@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from registry.metadata.sqlite import connect
+from registry.metadata.sqlite_connect import connect
 
 
 @dataclass
@@ -79,3 +79,7 @@ def forget_blob(conn: sqlite3.Connection, digest: str) -> int:
     conn.execute("DELETE FROM blobs WHERE digest = ? AND NOT EXISTS "
                  "(SELECT 1 FROM manifests WHERE digest = ?)", (digest, digest))
     return links
+
+
+class IntegrityQueries:
+    """Store methods of this module (being moved here from the functions above)."""

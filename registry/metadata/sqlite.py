@@ -1,4 +1,6 @@
-"""SQLite metadata store (WAL), the embedded default.
+"""Legacy raw-SQL queries on SQLite (being moved to SQLAlchemy Core modules).
+
+Was: SQLite metadata store (WAL), the embedded default.
 
 Reads run on the event loop over a dedicated read connection: WAL readers never wait for the
 writer, and an indexed point query costs microseconds, less than a thread hop. Writes run on
@@ -9,13 +11,9 @@ before the client hears "201 Created" (DESIGN invariant 2).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import sqlite3
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,105 +24,31 @@ from registry.metadata.models import (
 )
 from registry.metadata.rows import MANIFEST_COLUMNS, REPOSITORY_COLUMNS, manifest_row, repository_row
 from registry.metadata.scan_queries import ScanQueries
-from registry.metadata.schema import MIGRATIONS
+from registry.metadata.database import SQLiteDatabase
+from registry.metadata.sqlite_connect import connect  # noqa: F401 - re-exported
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    # Create the file 0600 before SQLite does (it would use 0644 minus the umask): SQLite
-    # gives the -wal and -shm files the database file's mode, so all three stay private.
-    # O_EXCL matters: closing any descriptor of an open database drops every POSIX lock this
-    # process holds on it, so another process could then delete the WAL under our
-    # connections. Only a file that did not exist is opened (and closed) here.
-    try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-    except (FileExistsError, FileNotFoundError):
-        pass  # exists: leave it to SQLite; no such directory: SQLite says so in its words
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    _enable_wal(conn)
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
+class LegacySQLiteQueries(ECRQueries, ScanQueries, DeleteQueries):
+    """Queries still written as raw SQLite SQL, moving to the Core modules one by one
+    (SQLite only; they go away once every caller uses the new mixins)."""
 
+    db: SQLiteDatabase
 
-def _enable_wal(conn: sqlite3.Connection, *, patience: float = 30.0) -> None:
-    """Switch a connection to WAL. On a database that is still in rollback mode (a new file),
-    two processes switching at once can get SQLITE_BUSY at once, without the busy handler
-    (SQLite's deadlock avoidance for lock upgrades): retry until the other one is done."""
-    deadline = time.monotonic() + patience
-    delay = 0.005
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
-
-def migrate(conn: sqlite3.Connection, migrations=None) -> None:
-    """Apply the migrations not yet recorded in ``schema_migrations``, in one ``BEGIN
-    IMMEDIATE`` transaction so concurrent processes apply each exactly once."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, name, statements in (MIGRATIONS if migrations is None else migrations):
-            if version in done:
-                continue
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                         (version, name, time.time()))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-class SQLiteMetadataStore(ECRQueries, ScanQueries, DeleteQueries):
-    """``MetadataStore`` on one SQLite file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._writer = connect(self.path)
-        migrate(self._writer)
-        self._reader = connect(self.path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        self._write_lock = threading.Lock()
-
-    # -- plumbing -----------------------------------------------------------------------
+    # -- plumbing (legacy: raw sqlite3 connections, until every query moves to Core) ------
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._reader.execute(sql, params).fetchall()
+        return self.db.raw_reader().execute(sql, params).fetchall()
 
     def _read_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        return self._reader.execute(sql, params).fetchone()
+        return self.db.raw_reader().execute(sql, params).fetchone()
 
     def transaction_sync(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn`` in one write transaction (any thread; the GC calls it directly)."""
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+        return self.db.write_sync(lambda conn: fn(conn.raw))
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.transaction_sync, fn)
+        return await self.db.write(lambda conn: fn(conn.raw))
 
-    async def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        self._reader.close()
-        self._writer.close()
 
     @staticmethod
     def _add_events(conn: sqlite3.Connection, events: Sequence[Event]) -> None:

@@ -21,7 +21,7 @@ from registry.appkeys import METADATA
 from registry.config import load_config
 from registry.http_limits import ClientDisconnected
 from registry.http_server import LimitedAppRunner, handler_options
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 
 TARGET = "AmazonEC2ContainerRegistry_V20150921."
 ECR_HEADERS = {"Content-Type": "application/x-amz-json-1.1"}

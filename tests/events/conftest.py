@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from registry.events import JobQueue
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from tests.events.fakes import FakeClock
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from registry.events import FanOut, JobQueue, JobSpec, JobState
 from registry.metadata.models import Event, ManifestRecord
-from registry.metadata.schema import MIGRATIONS
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.legacy_schema import MIGRATIONS
+from registry.metadata.store import SQLiteMetadataStore
 from tests.events.fakes import FailingStore, InjectedCrash
 
 DIGEST = "sha256:" + "ab" * 32

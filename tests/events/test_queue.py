@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from registry.events import JobQueue, JobState, transition
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 
 SCAN = "scan.image"
 

@@ -17,7 +17,7 @@ import pytest
 
 from registry.events import JobQueue, JobState, PermanentError, RetryableError
 from registry.worker import RetryPolicy, Worker
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from tests.events.fakes import FakeClock, settle
 
 KIND = "scan.image"

@@ -7,6 +7,8 @@ import json
 import re
 import sqlite3
 
+from registry.metadata.migrate import head
+
 import pytest
 
 from registry.auth.credential_cache import CredentialCache
@@ -212,8 +214,8 @@ def test_schema_is_applied_once_and_survives_reopening(db_path, box):
     again = IdentityStore(db_path, box)
     try:
         assert [u.name for u in again.list_users()] == ["alice"]
-        versions = [row[0] for row in again._read("SELECT version FROM schema_migrations")]
-        assert versions == [100]
+        versions = [row[0] for row in again._read("SELECT version_num FROM alembic_version")]
+        assert versions == [head()]
     finally:
         again.close()
 

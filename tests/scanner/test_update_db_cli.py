@@ -10,7 +10,7 @@ import pytest
 
 from registry.cli import main
 from registry.config import DEFAULT_ACCOUNT
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from scanner.trivydb import build_db_artifact
 from tests.scanner import fixtures
 from tests.support.trivydb import write_trivy_db

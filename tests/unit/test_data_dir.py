@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from registry.datadir import PRIVATE_UMASK, ensure_data_dir, private_umask
-from registry.metadata.sqlite import connect
+from registry.metadata.sqlite_connect import connect
 
 
 def mode(path) -> int:

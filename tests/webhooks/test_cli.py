@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from scanner.webhooks_cli import register
 from tests.events.fakes import FakeClock
 from tests.webhooks.conftest import Receiver, start_receiver

@@ -9,7 +9,7 @@ import socket
 import uuid
 
 from registry.events import JobState
-from registry.metadata.sqlite import SQLiteMetadataStore
+from registry.metadata.store import SQLiteMetadataStore
 from scanner.webhooks import DeliveryStatus, verify_signature
 from tests.webhooks.pipeline import (
     ACCOUNT, DIGEST, REGION, SECRET, Pipeline, endpoint, push_image,

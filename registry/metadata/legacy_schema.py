@@ -1,7 +1,8 @@
-"""The metadata schema, as ordered migrations.
+"""The schema as Berth kept it before Alembic (SQLite only), frozen: never edit.
 
-Each migration is a list of portable SQL statements (SQLite and PostgreSQL both accept them);
-``schema_migrations`` records which ran. Never edit a released migration: add one.
+A database made then records the versions it applied in ``schema_migrations``. Adopting one
+(``migrate._adopt_legacy``) first applies the versions it lacks from these lists, so it holds
+exactly what Alembic revision 0002 creates, then records 0002 and lets Alembic go on.
 """
 
 from __future__ import annotations
@@ -159,5 +160,34 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         # Events recorded before any consumer existed describe history, not pending work:
         # fanning them out now would scan every old image and replay months of webhooks.
         "UPDATE outbox SET done_at = created_at WHERE done_at IS NULL",
+    ]),
+]
+
+
+AUTH_MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (100, "identities: accounts, users, access keys, inline user policies", [
+        """CREATE TABLE accounts (
+            id TEXT PRIMARY KEY,
+            created_at REAL NOT NULL)""",
+        """CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts(id),
+            name TEXT NOT NULL,
+            arn TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (account, name))""",
+        """CREATE TABLE access_keys (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            secret_ciphertext TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'Active' CHECK (status IN ('Active', 'Inactive')),
+            created_at REAL NOT NULL)""",
+        "CREATE INDEX access_keys_user ON access_keys (user_id)",
+        """CREATE TABLE user_policies (
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            document TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (user_id, name))""",
     ]),
 ]
