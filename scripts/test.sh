@@ -9,7 +9,9 @@
 # (the engine docker pushes/pulls/runs with), skopeo, busybox-static (the static binary the
 # test images are built from), docker-registry (CNCF Distribution, the reference peer for
 # bench/ and BERTH_TEST_REGISTRY=distribution), wrk (bench/), ca-certificates, mmdebstrap
-# (real Debian bookworm images for the scanner tests, built from Debian's apt repository).
+# (real Debian bookworm images for the scanner tests, built from Debian's apt repository),
+# postgresql (PostgreSQL 15: the tests initdb a throwaway cluster of their own on a free
+# loopback port, tests/support/postgres.py; the package's default cluster is not used).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +20,8 @@ cd "$repo_root"
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-packages=(docker.io skopeo busybox-static docker-registry wrk ca-certificates mmdebstrap)
+packages=(docker.io skopeo busybox-static docker-registry wrk ca-certificates mmdebstrap
+          postgresql)
 missing=()
 for pkg in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -30,6 +33,9 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     # Keep package scripts from starting services (docker.io would start dockerd with its
     # default bridge/iptables/overlay2 setup); the engine is started below with known flags.
+    # postgresql-15's postinst creates the stopped default cluster (15/main, port 5432) and
+    # then asks invoke-rc.d to start it, which this denies; the tests never use that cluster,
+    # so it stays down and harmless (and would be harmless running: tests pick free ports).
     own_policy=""
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d

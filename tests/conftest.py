@@ -13,6 +13,17 @@ Servers
     Later issues (auth) pass extra server arguments or environment by overriding the
     `berth_server_options` fixture in a nested conftest.
 
+Metadata database
+    BERTH_TEST_METADATA=sqlite (default) or postgresql picks the backend for the session
+    (tests/support/metadata.py). With postgresql, every server `berth` and `fresh_berth` start
+    gets BERTH_METADATA__URL naming a database of its own (kept across restarts); it is added
+    here rather than in `berth_server_options`, so nested overrides of that fixture keep it.
+    postgres               the session's PostgreSQL cluster (tests/support/postgres.py), started
+                           on first use; fails (never skips) when PostgreSQL is not installed
+    metadata_url_factory   `() -> str | None`: a fresh database URL, or None for SQLite
+    metadata_url           one such URL (or None) for the current test; in-process apps pass
+                           `test_config_overrides(metadata_url)` to load_config
+
 Tools
     docker, skopeo, busybox fail (never skip) when the tool, the engine or busybox-static is
     missing: the test command, scripts/test.sh, installs and starts them.
@@ -25,14 +36,69 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.metadata import metadata_backend as _metadata_backend
+from tests.support.metadata import with_metadata_url
 from tests.support.oci_client import OciClient
 from tests.support.server import RegistryProcess, server_class
 from tests.support.tools import Docker, Skopeo, ToolMissing, static_busybox
 
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresCluster
+
 REGISTRY_KIND = os.environ.get("BERTH_TEST_REGISTRY", "berth")
+
+
+def pytest_configure(config) -> None:
+    try:
+        _metadata_backend()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """The session's PostgreSQL cluster: created when a test first asks for it."""
+    # Imported here: a SQLite session never loads psycopg.
+    from tests.support.postgres import PostgresCluster, PostgresMissing
+
+    try:
+        cluster = PostgresCluster()
+    except PostgresMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def metadata_backend() -> str:
+    """`sqlite` or `postgresql`, from BERTH_TEST_METADATA."""
+    return _metadata_backend()
+
+
+@pytest.fixture(scope="session")
+def metadata_url_factory(request, metadata_backend) -> Callable[[], str | None]:
+    """`make()` returns a brand-new database URL, or None when the backend is SQLite (the
+    server then keeps its metadata in its data directory)."""
+    if metadata_backend == "sqlite":
+        return lambda: None
+    # Asked for only here, so a SQLite session never starts PostgreSQL.
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return lambda: cluster.create_database("berth")
+
+
+@pytest.fixture
+def metadata_url(metadata_url_factory) -> str | None:
+    """A fresh database for this test (None for SQLite)."""
+    return metadata_url_factory()
+
+
+def _server_metadata_url(metadata_url_factory) -> str | None:
+    # Distribution keeps no metadata database; only Berth servers get one.
+    return metadata_url_factory() if REGISTRY_KIND == "berth" else None
 
 
 @pytest.fixture(scope="session")
@@ -42,23 +108,25 @@ def berth_server_options() -> dict:
 
 
 @pytest.fixture(scope="session")
-def berth(tmp_path_factory, berth_server_options) -> Iterator[RegistryProcess]:
-    server = server_class(REGISTRY_KIND)(
-        tmp_path_factory.mktemp("berth-shared"), **berth_server_options
-    )
+def berth(tmp_path_factory, berth_server_options,
+          metadata_url_factory) -> Iterator[RegistryProcess]:
+    options = with_metadata_url(berth_server_options, _server_metadata_url(metadata_url_factory))
+    server = server_class(REGISTRY_KIND)(tmp_path_factory.mktemp("berth-shared"), **options)
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def fresh_berth(tmp_path_factory, berth_server_options) -> Iterator[Callable[..., RegistryProcess]]:
-    """Factory: `fresh_berth(**kwargs)` starts a new server on its own data dir; all are stopped
-    after the test."""
+def fresh_berth(tmp_path_factory, berth_server_options,
+                metadata_url_factory) -> Iterator[Callable[..., RegistryProcess]]:
+    """Factory: `fresh_berth(**kwargs)` starts a new server on its own data dir (and its own
+    metadata database); all are stopped after the test."""
     started: list[RegistryProcess] = []
 
     def make(**kwargs) -> RegistryProcess:
-        options = {**berth_server_options, **kwargs}
+        options = with_metadata_url({**berth_server_options, **kwargs},
+                                    _server_metadata_url(metadata_url_factory))
         server = server_class(REGISTRY_KIND)(tmp_path_factory.mktemp("berth-fresh"), **options)
         started.append(server)
         return server.start()
