@@ -30,7 +30,7 @@ from registry.blobcache import BlobCache
 from registry.config import Config
 from registry.datadir import ensure_data_dir
 from registry.gc import collect_garbage, sweep_uploads
-from registry.metadata.store import SQLiteMetadataStore
+from registry.metadata.factory import open_store
 from registry.metrics import Metrics, metrics_handler
 from registry.middleware import authenticate_v2, observe
 from registry.oci.routes import setup_routes
@@ -56,7 +56,7 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     ensure_data_dir(config.data_dir)
     app[METRICS] = overrides.pop("metrics", None) or Metrics()
     app[BLOBS] = overrides.pop("blobs", None) or FilesystemBlobStore(config.data_dir)
-    app[METADATA] = overrides.pop("metadata", None) or SQLiteMetadataStore(config.metadata_path)
+    app[METADATA] = overrides.pop("metadata", None) or open_store(config)
     app[BLOB_CACHE] = BlobCache(config.limits.small_blob_cache_bytes,
                                 on_corrupt=_count_corruption(app[METRICS], "cache"))
     app[PULL_PROTECTION] = PullProtection(app[METADATA])

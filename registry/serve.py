@@ -62,9 +62,14 @@ def serve(config: Config) -> int:
     os.umask(PRIVATE_UMASK)
     setup_logging(config.log_level)
     ensure_data_dir(config.data_dir)
-    from registry.metadata.migrate import upgrade_sqlite
+    from registry.metadata.factory import prepare_schema
+    from registry.metadata.migrate import SchemaBehindError
 
-    upgrade_sqlite(config.metadata_path)  # once, before any worker starts
+    try:
+        prepare_schema(config)  # once, before any worker starts
+    except SchemaBehindError as exc:
+        print(f"berth: {exc}", file=sys.stderr, flush=True)
+        return 2
     if config.auth.enabled:
         _first_start(config)
     print(f"berth: serving on http://{config.server.listen} with data in {config.data_dir} "

@@ -117,13 +117,13 @@ class Conn:
 # -- SQLite -----------------------------------------------------------------------------------
 
 class _Compiled:
-    __slots__ = ("sql", "names", "expanding")
+    __slots__ = ("compiled", "sql", "names", "expanding")
 
     def __init__(self, stmt: sa.Executable) -> None:
-        compiled = stmt.compile(dialect=_DIALECTS["sqlite"])
-        self.expanding = bool(compiled.post_compile_params)
-        self.sql = compiled.string
-        self.names = tuple(compiled.positiontup or ())
+        self.compiled = stmt.compile(dialect=_DIALECTS["sqlite"])
+        self.expanding = bool(self.compiled.post_compile_params)
+        self.sql = self.compiled.string
+        self.names = tuple(self.compiled.positiontup or ())
 
 
 class SQLiteConn(Conn):
@@ -146,12 +146,9 @@ class SQLiteConn(Conn):
         params = params or {}
         if not c.expanding:
             return c.sql, tuple(params[name] for name in c.names)
-        # IN (:list) and other post-compile parameters: render for these values.
-        stmt = q.statement("sqlite").params(**params)
-        compiled = stmt.compile(dialect=_DIALECTS["sqlite"],
-                                compile_kwargs={"render_postcompile": True})
-        values = compiled.params
-        return compiled.string, tuple(values[name] for name in compiled.positiontup)
+        # IN (:list) and other post-compile parameters: expand for these values.
+        state = c.compiled.construct_expanded_state(dict(params))
+        return state.statement, tuple(state.parameters[n] for n in state.positiontup)
 
     def execute(self, q: Query, params: Mapping[str, Any] | None = None) -> sqlite3.Cursor:
         sql, values = self._bind(q, params)
