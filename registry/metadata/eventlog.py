@@ -1,10 +1,15 @@
-"""The event log: append events in a change's transaction; consumers read them through their own cursors."""
+"""The event log: append events in a change's transaction; consumers read them through their
+own cursors."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from typing import Protocol, Sequence
 
-from registry.metadata.database import Database
+import sqlalchemy as sa
+
+from registry.metadata.database import Conn, Database, query
+from registry.metadata.models import Event
 
 
 class EventLogStore(Protocol):
@@ -15,3 +20,22 @@ class EventLogQueries:
     """``EventLogStore`` on a ``Database`` (``self.db``)."""
 
     db: Database
+
+
+# Transitional (before revision 0003): the legacy outbox table.
+_outbox = sa.table("outbox", sa.column("kind"), sa.column("payload"), sa.column("created_at"),
+                   sa.column("available_at"), sa.column("priority"))
+
+
+@query
+def _append(d):
+    return sa.insert(_outbox).values(
+        kind=sa.bindparam("kind"), payload=sa.bindparam("payload"),
+        created_at=sa.bindparam("now"), available_at=sa.bindparam("now"),
+        priority=sa.bindparam("priority"))
+
+
+def append_events(conn: Conn, events: Sequence[Event], *, now: float) -> None:
+    """Append ``events`` inside the caller's transaction (the change they describe)."""
+    conn.many(_append, [dict(kind=e.kind, payload=json.dumps(e.payload), now=now,
+                             priority=e.priority) for e in events])
