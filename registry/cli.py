@@ -28,6 +28,7 @@ _PLUGGED = {
     "iam": ("registry.auth.iam_cli", "manage users, access keys and identity policies"),
     "scanner": ("scanner.cli", "vulnerability scanning"),
     "webhooks": ("scanner.webhooks_cli", "inspect webhook deliveries"),
+    "db": ("registry.metadata.cli", "inspect and upgrade the metadata database schema"),
 }
 
 
