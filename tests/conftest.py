@@ -63,14 +63,14 @@ def pytest_configure(config) -> None:
 def postgres() -> Iterator[PostgresCluster]:
     """The session's PostgreSQL cluster: created when a test first asks for it."""
     # Imported here: a SQLite session never loads psycopg.
-    from tests.support.postgres import PostgresCluster, PostgresMissing
+    from tests.support.postgres import PostgresMissing, shared_cluster
 
     try:
-        cluster = PostgresCluster()
+        cluster = shared_cluster()
     except PostgresMissing as exc:
         pytest.fail(str(exc), pytrace=False)
-    with cluster:
-        yield cluster
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

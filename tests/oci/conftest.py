@@ -6,13 +6,15 @@ import pytest
 
 from registry.app import create_app
 from registry.config import load_config
+from tests.support.metadata import session_database, test_config_overrides
 
 
 @pytest.fixture
 def config(tmp_path):
     return load_config(environ={}, overrides={"data_dir": str(tmp_path / "data"),
                                               "gc.enabled": False,
-                                              "auth.enabled": False})
+                                              "auth.enabled": False,
+                                              **test_config_overrides(session_database())})
 
 
 @pytest.fixture

@@ -32,9 +32,26 @@ def metadata_backend(environ: Mapping[str, str] = os.environ) -> str:
     return value
 
 
+UPGRADE_ENV = "BERTH_METADATA__UPGRADE"
+
+
 def server_env(url: str | None) -> dict[str, str]:
-    """Environment entries that point a `berth serve` process at `url` (none for SQLite)."""
-    return {URL_ENV: url} if url else {}
+    """Environment entries that point a `berth serve` process at `url` (none for SQLite).
+
+    The server creates the schema itself (on PostgreSQL it would otherwise refuse to start
+    until `berth db upgrade` ran)."""
+    return {URL_ENV: url, UPGRADE_ENV: "auto"} if url else {}
+
+
+def session_database(prefix: str = "berth") -> str | None:
+    """A fresh database on the session's cluster when the switch says postgresql, else None.
+
+    For servers and configs that tests build directly rather than through the fixtures."""
+    if metadata_backend() != "postgresql":
+        return None
+    from tests.support.postgres import shared_cluster
+
+    return shared_cluster().create_database(prefix)
 
 
 def with_metadata_url(options: Mapping[str, Any], url: str | None) -> dict[str, Any]:
@@ -55,7 +72,7 @@ def test_config_overrides(url: str | None) -> dict[str, str]:
     Empty for SQLite, so callers can always merge it in:
     `load_config(environ={}, overrides={"data_dir": ..., **test_config_overrides(url)})`.
     """
-    return {"metadata.url": url} if url else {}
+    return {"metadata.url": url, "metadata.upgrade": "auto"} if url else {}
 
 
 test_config_overrides.__test__ = False  # a helper named test_*, not a test

@@ -280,3 +280,16 @@ class PostgresCluster:
         except (OSError, RuntimeError):
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+_shared: PostgresCluster | None = None
+
+
+def shared_cluster() -> PostgresCluster:
+    """The one cluster of this test process, started on first use (stopped at exit by the
+    atexit hook `start` registers). The `postgres` fixture and every BerthServer or
+    in-process config that the BERTH_TEST_METADATA switch points at PostgreSQL share it."""
+    global _shared
+    if _shared is None:
+        _shared = PostgresCluster().start()
+    return _shared

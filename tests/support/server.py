@@ -33,6 +33,8 @@ from pathlib import Path
 
 import requests
 
+from tests.support.metadata import URL_ENV, server_env, session_database
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
@@ -266,6 +268,13 @@ class BerthServer(RegistryProcess):
 
     health_path = "/healthz"
     name = "berth"
+
+    def __init__(self, workdir: Path, **kwargs) -> None:
+        super().__init__(workdir, **kwargs)
+        # BERTH_TEST_METADATA=postgresql: every Berth server gets a database of its own on
+        # the session's cluster (kept across restarts), unless the test chose one.
+        if URL_ENV not in self.env:
+            self.env.update(server_env(session_database("berth")))
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "registry", "serve", "--data", str(self.data_dir)]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.metadata import (URL_ENV, metadata_backend, test_config_overrides,
+from tests.support.metadata import (UPGRADE_ENV, URL_ENV, metadata_backend, test_config_overrides,
                                     with_metadata_url)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +32,11 @@ MERGE_CASES = [
     ("sqlite adds nothing", {}, None, {}),
     ("sqlite keeps other options", {"workers": 1, "env": {"A": "1"}}, None,
      {"workers": 1, "env": {"A": "1"}}),
-    ("postgresql adds the url", {}, URL, {"env": {URL_ENV: URL}}),
+    ("postgresql adds the url", {}, URL, {"env": {URL_ENV: URL, UPGRADE_ENV: "auto"}}),
     ("postgresql joins an override's env", {"env": {"BERTH_AUTH__ENABLED": "false"}}, URL,
-     {"env": {URL_ENV: URL, "BERTH_AUTH__ENABLED": "false"}}),
+     {"env": {URL_ENV: URL, UPGRADE_ENV: "auto", "BERTH_AUTH__ENABLED": "false"}}),
     ("a url the test set itself wins", {"env": {URL_ENV: "postgresql:///mine"}}, URL,
-     {"env": {URL_ENV: "postgresql:///mine"}}),
+     {"env": {URL_ENV: "postgresql:///mine", UPGRADE_ENV: "auto"}}),
 ]
 
 
@@ -60,7 +60,7 @@ def test_server_options_get_the_url(why, options, url, expected):
 
 def test_in_process_config_overrides():
     assert test_config_overrides(None) == {}
-    assert test_config_overrides(URL) == {"metadata.url": URL}
+    assert test_config_overrides(URL) == {"metadata.url": URL, "metadata.upgrade": "auto"}
 
 
 # -- live servers (either mode) --------------------------------------------------------------
