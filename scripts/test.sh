@@ -78,7 +78,15 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # --- the suite -------------------------------------------------------------------------------
+# Without arguments: the whole suite on the embedded default (SQLite; tests/metadata runs each
+# contract test on SQLite and PostgreSQL anyway), then the protocol tiers again with every
+# server on PostgreSQL (BERTH_TEST_METADATA, tests/support/metadata.py). Both must pass.
 if (($# == 0)); then
-    set -- tests
+    status=0
+    python3 -m pytest -q -ra tests || status=$?
+    log "again on PostgreSQL: the OCI, ECR, scanner and webhook tiers"
+    BERTH_TEST_METADATA=postgresql python3 -m pytest -q -ra \
+        tests/oci tests/ecr tests/scanner tests/webhooks || status=$?
+    exit "$status"
 fi
 exec python3 -m pytest -q -ra "$@"
