@@ -25,6 +25,7 @@ from registry.oci.errors import (
 )
 from registry.oci.names import check_name
 from registry.oci.ranges import parse_content_range
+from registry.publishing import store_blob
 from registry.storage.base import (
     DigestMismatchError, IncompleteBodyError, OffsetMismatchError, TooManyUploadsError,
     UploadSession, UploadUnknownError,
@@ -116,12 +117,7 @@ async def _complete(request: web.Request, repo: Repository, name: str,
                             detail={"digest": str(digest)}) from None
     except UploadUnknownError:
         raise BlobUploadUnknown("blob upload unknown to registry") from None
-    try:
-        await request.app[METADATA].link_blob(repo.id, str(digest), staged.size,
-                                              lambda: blobs.publish(staged))
-    except BaseException:
-        blobs.discard(staged)  # nothing left in tmp/ (a no-op once publish moved it)
-        raise
+    await store_blob(request.app[METADATA], blobs, repo.id, staged)
     return _blob_created(name, digest)
 
 
