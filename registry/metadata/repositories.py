@@ -183,7 +183,7 @@ def _described(d):
 def _update_column(column: str):
     @query
     def update(d):
-        return sa.update(_r).where(_r.c.id == sa.bindparam("id")).values(
+        return sa.update(_r).where(_r.c.id == sa.bindparam("repo_id")).values(
             {column: sa.bindparam("value")})
     return update
 
@@ -329,7 +329,7 @@ class RepositoryQueries:
 
         def update(conn: Conn) -> None:
             for column, value in fields.items():
-                conn.run(_UPDATES[column], id=repository_id, value=value)
+                conn.run(_UPDATES[column], repo_id=repository_id, value=value)
 
         await self.db.write(update)
 
