@@ -184,8 +184,9 @@ def _linked_size_locked(d):
 
 @query
 def _touch(d):
+    # Parameters of an UPDATE must not be named like the table's columns (SQLAlchemy).
     return sa.update(_l).where(_l.c.repository_id == sa.bindparam("repo"),
-                               _l.c.digest == sa.bindparam("digest")).values(
+                               _l.c.digest == sa.bindparam("blob")).values(
         linked_at=sa.bindparam("now"))
 
 
@@ -310,7 +311,7 @@ _REFERRERS = {True: _referrers(True), False: _referrers(False)}
 @query
 def _record_pull(d):
     return sa.update(_m).where(_m.c.repository_id == sa.bindparam("repo"),
-                               _m.c.digest == sa.bindparam("digest")).values(
+                               _m.c.digest == sa.bindparam("manifest")).values(
         last_pulled_at=sa.bindparam("now"))
 
 
@@ -372,7 +373,7 @@ class ManifestQueries(DeleteQueries, ImagePageQueries):
         return await self.db.write(mount)
 
     async def touch_blob_link(self, repository_id: int, digest: str) -> None:
-        await self.db.write(lambda c: c.run(_touch, repo=repository_id, digest=digest,
+        await self.db.write(lambda c: c.run(_touch, repo=repository_id, blob=digest,
                                             now=time.time()))
 
     async def blob_link_age(self, repository_id: int, digest: str) -> float | None:
@@ -463,5 +464,5 @@ class ManifestQueries(DeleteQueries, ImagePageQueries):
         return [m for m in map(manifest_row, rows) if m is not None]
 
     async def record_pull(self, repository_id: int, digest: str) -> None:
-        await self.db.write(lambda c: c.run(_record_pull, repo=repository_id, digest=digest,
-                                            now=time.time()))
+        await self.db.write(lambda c: c.run(_record_pull, repo=repository_id,
+                                            manifest=digest, now=time.time()))
