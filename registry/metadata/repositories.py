@@ -224,18 +224,19 @@ def _setting(d):
 
 
 @query
-def _setting_locked(d):
-    return sa.select(_s.c.value).where(_s.c.account == sa.bindparam("account"),
-                                       _s.c.name == sa.bindparam("name")).with_for_update()
+def _add_setting(d):
+    return (insert(d, _s).values(account=sa.bindparam("account"), name=sa.bindparam("name"),
+                                 value=sa.bindparam("value"), updated_at=sa.bindparam("now"))
+            .on_conflict_do_nothing(index_elements=["account", "name"])
+            .returning(_s.c.name))
 
 
 @query
-def _put_setting(d):
-    stmt = insert(d, _s).values(account=sa.bindparam("account"), name=sa.bindparam("name"),
-                                value=sa.bindparam("value"), updated_at=sa.bindparam("now"))
-    return stmt.on_conflict_do_update(
-        index_elements=["account", "name"],
-        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at})
+def _replace_setting(d):
+    # UPDATE parameters must not be named like the table's columns (SQLAlchemy).
+    return sa.update(_s).where(_s.c.account == sa.bindparam("in_account"),
+                               _s.c.name == sa.bindparam("setting")).values(
+        value=sa.bindparam("new_value"), updated_at=sa.bindparam("now"))
 
 
 @query
@@ -359,8 +360,14 @@ class RepositoryQueries:
         def put(conn: Conn) -> bool:
             if value is None:
                 return conn.run(_delete_setting, account=account, name=name) > 0
-            existed = conn.one(_setting_locked, account=account, name=name) is not None
-            conn.run(_put_setting, account=account, name=name, value=value, now=time.time())
-            return existed
+            # Insert-or-nothing, then update: "existed" is exact even against a concurrent
+            # first write of the same setting (the insert waits for it on PostgreSQL).
+            now = time.time()
+            if conn.one(_add_setting, account=account, name=name, value=value,
+                        now=now) is not None:
+                return False
+            conn.run(_replace_setting, in_account=account, setting=name, new_value=value,
+                     now=now)
+            return True
 
         return await self.db.write(put)

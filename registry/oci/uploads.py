@@ -3,8 +3,9 @@
 The handler maps HTTP onto the store's session operations; the store owns hashing,
 durability and the session lock that closes a session atomically across worker processes (a
 PATCH, PUT, DELETE or status request that comes after a closing PUT took the session answers
-BLOB_UPLOAD_UNKNOWN), the metadata store owns visibility (``link_blob`` publishes inside its
-transaction). Open sessions are capped per repository and per principal
+BLOB_UPLOAD_UNKNOWN), the metadata store owns visibility: a finished upload is claimed,
+published (durable, renamed into place) and then linked into the repository, in that order
+and outside any transaction but the link's own (registry/publishing.py). Open sessions are capped per repository and per principal
 (``[uploads] max_sessions_per_*``).
 """
 
