@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from registry.metadata.models import Event
