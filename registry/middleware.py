@@ -96,10 +96,6 @@ async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
         return render_ecr(error, _aws_request_id(request))
     except StoreError as error:
         return _render_unavailable(request, error, f"metadata store: {error.reason}")
-    except OSError as error:
-        if error.errno not in _DISK_FULL:
-            raise
-        return _render_unavailable(request, error, "blob storage: disk full")
     except web.HTTPException as exc:
         if not request.path.startswith("/v2"):
             raise
@@ -121,7 +117,9 @@ async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
         log.warning("request cancelled", extra={"request_id": request_id_var.get(),
                                                 "route": _route_name(request)})
         raise
-    except Exception:
+    except Exception as error:
+        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+            return _render_unavailable(request, error, "blob storage: disk full")
         log.exception("unhandled error", extra={
             "request_id": request_id_var.get(), "route": _route_name(request),
             "aws_request_id": request.get("aws_request_id", "-")})
