@@ -1,8 +1,10 @@
 """Pushing an image manifest: the domain step shared by the OCI manifest PUT and ECR PutImage.
 
-Parse and verify the manifest, stage its bytes, then in one metadata transaction check
-references and tag mutability, publish the bytes, write manifest, references, tags and the
-``image.pushed`` event. Callers map the typed errors to their own wire format.
+Parse and verify the manifest, stage its bytes, claim and publish them (registry/publishing.py:
+durable and in place before any transaction), then in one metadata transaction check
+references and tag mutability under the repository's lock and write manifest, references,
+tags, the ``image.pushed`` event and the caller's typed writes (a scan request). Callers map
+the typed errors to their own wire format.
 """
 
 from __future__ import annotations
@@ -10,12 +12,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable, Sequence
 
 from registry.blobcache import BlobCache
-from registry.metadata.models import Event, MissingReferencesError, Repository, RepositorySettings
-from registry.metadata.store import SQLiteMetadataStore
+from registry.metadata.base import MetadataStore
+from registry.metadata.models import (
+    Event, ManifestRecord, MissingReferencesError, Repository, RepositorySettings,
+)
+from registry.metadata.writes import Write
 from registry.oci.digests import Digest, digest_bytes
 from registry.oci.manifests import ParsedManifest, parse_manifest
+from registry.publishing import publish
 from registry.storage.base import BlobStore
 
 
@@ -67,22 +74,24 @@ def tag_is_immutable(settings: RepositorySettings, tag: str) -> bool:
     return False
 
 
-async def put_image(*, metadata: SQLiteMetadataStore, blobs: BlobStore, cache: BlobCache,
+async def put_image(*, metadata: MetadataStore, blobs: BlobStore, cache: BlobCache,
                     repository: Repository, body: bytes, content_type: str | None,
                     tags: tuple[str, ...], expected_digest: Digest | None = None,
                     reject_unchanged: bool = False, announce: bool = True,
-                    in_transaction=None) -> PushedImage:
+                    writes_for: Callable[[ManifestRecord], Sequence[Write]] | None = None,
+                    ) -> PushedImage:
     """Store a manifest and its tags atomically.
 
     ``reject_unchanged`` gives ECR PutImage's rule: pushing the same manifest with the same
     tag (or untagged, when it already exists) is ``ImageAlreadyExistsError``. ``announce``
     writes the ``image.pushed`` event (Berth's own SBOM referrers are not announced).
-    ``in_transaction(conn, record)`` runs inside the manifest's transaction (scan on push
-    enqueues its job there, so a push is never stored without its scan).
+    ``writes_for(record)`` gives typed writes applied inside the manifest's transaction (scan
+    on push requests its scan there, so a push is never stored without its scan).
 
     Raises:
         ManifestInvalid (OCI error) for a malformed manifest, ManifestDigestMismatchError,
-        MissingReferencesError, ImmutableTagError, ImageAlreadyExistsError.
+        MissingReferencesError, ImmutableTagError, ImageAlreadyExistsError, StoreError.
+        A refused manifest's bytes may already be published: unlinked, they are GC's.
     """
     digest = digest_bytes(body, expected_digest.algorithm if expected_digest else "sha256")
     if expected_digest is not None and expected_digest != digest:
@@ -101,20 +110,16 @@ async def put_image(*, metadata: SQLiteMetadataStore, blobs: BlobStore, cache: B
 
     if reject_unchanged and not tags and await metadata.get_manifest(repository.id, str(digest)):
         raise ImageAlreadyExistsError(str(digest), None)
-    staged = await blobs.stage_bytes(body, digest)
     event = Event("image.pushed", {"account": repository.account, "repository": repository.name,
                                    "digest": str(digest), "tags": list(tags),
                                    "mediaType": parsed.media_type})
-    def publish() -> None:
-        blobs.publish(staged)
-
-    try:
-        await metadata.put_manifest(repository.id, record, tags, publish,
-                                    [event] if announce else [], check_tag=check_tag,
-                                    extra=in_transaction)
-    except BaseException:
-        blobs.discard(staged)
-        raise
+    writes = writes_for(record) if writes_for is not None else ()
+    # Refuse bad input before its bytes are published (nothing changes); put_manifest checks
+    # again under the repository's lock.
+    await metadata.check_manifest(repository.id, record, tags, check_tag=check_tag)
+    await publish(metadata, blobs, await blobs.stage_bytes(body, digest))
+    await metadata.put_manifest(repository.id, record, tags, [event] if announce else [],
+                                check_tag=check_tag, writes=writes)
     cache.put(str(digest), body)
     return PushedImage(digest=digest, parsed=parsed, tags=tags, size=len(body))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import errno
 import itertools
 import json
 import logging
@@ -26,7 +27,8 @@ from registry.appkeys import AUTHENTICATOR, METRICS
 from registry.auth.principal import ANONYMOUS
 from registry.ecr.errors import ECRError, SerializationException, ServerException
 from registry.http_limits import ClientDisconnected
-from registry.oci.errors import NameUnknown, OCIError, Unsupported
+from registry.metadata.errors import StoreBusyError, StoreError
+from registry.oci.errors import NameUnknown, OCIError, Unavailable, Unsupported
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("registry.audit")
@@ -92,6 +94,8 @@ async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
         return render_oci(error)
     except ECRError as error:
         return render_ecr(error, _aws_request_id(request))
+    except StoreError as error:
+        return _render_unavailable(request, error, f"metadata store: {error.reason}")
     except web.HTTPException as exc:
         if not request.path.startswith("/v2"):
             raise
@@ -113,7 +117,9 @@ async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
         log.warning("request cancelled", extra={"request_id": request_id_var.get(),
                                                 "route": _route_name(request)})
         raise
-    except Exception:
+    except Exception as error:
+        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+            return _render_unavailable(request, error, "blob storage: disk full")
         log.exception("unhandled error", extra={
             "request_id": request_id_var.get(), "route": _route_name(request),
             "aws_request_id": request.get("aws_request_id", "-")})
@@ -123,6 +129,24 @@ async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
 # The request's own connection died under a reader. Not ConnectionResetError in general: a
 # backend connection (a database, a webhook) failing is the server's fault, a 500.
 _CLIENT_GONE = (ClientDisconnected, RequestPayloadError)
+
+
+# Storage that cannot take more bytes: the same answer as a full metadata database.
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _render_unavailable(request: web.Request, error: Exception, reason: str) -> web.Response:
+    """The one place store failures meet the wire: a 5xx whose message says why (the
+    operator's "disk full" reaches the client), in the shape of the API the client speaks.
+    OCI: 503 ``UNAVAILABLE`` (retryable); ECR: ``ServerException`` (HTTP 500)."""
+    log.error("storage unavailable", extra={
+        "request_id": request_id_var.get(), "route": _route_name(request), "reason": reason,
+        "error": type(error).__name__})
+    message = f"temporarily unable to store or read: {reason}"
+    if is_api_request(request) or _route_name(request) == "api":
+        return render_ecr(ServerException(message), _aws_request_id(request))
+    retry = "1" if isinstance(error, StoreBusyError) else "30"
+    return render_oci(Unavailable(message, headers={"Retry-After": retry}))
 
 
 def _aws_request_id(request: web.Request) -> str:

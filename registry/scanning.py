@@ -11,12 +11,11 @@ import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from registry.appkeys import JOBS_QUEUED
-from registry.events import enqueue_in
 from registry.metadata.models import ManifestRecord, Repository
-from registry.metadata.scan_queries import mark_scan_requested
+from registry.metadata.writes import NewJob, RequestScan, Write
 from registry.oci.manifests import INDEX_TYPES
 
 SETTING = "SCANNING_CONFIGURATION"
@@ -129,19 +128,21 @@ def is_scannable(record: ManifestRecord) -> bool:
     return record.artifact_type in IMAGE_CONFIG_TYPES
 
 
-async def push_hook(metadata, repo: Repository):
-    """The in-transaction step that queues a scan for a pushed image when the registry's
-    rules (or the repository's scanOnPush) say so; None when nothing is to be scanned."""
+async def push_hook(metadata, repo: Repository
+                    ) -> Callable[[ManifestRecord], list[Write]] | None:
+    """The typed writes that request a scan of a pushed image, applied in the push's
+    transaction, when the registry's rules (or the repository's scanOnPush) say so; None
+    when nothing is to be scanned."""
     config = await load_configuration(metadata, repo.account)
     if not scans_on_push(config, repo):
         return None
 
-    def hook(conn, record: ManifestRecord) -> None:
+    def hook(record: ManifestRecord) -> list[Write]:
         if not is_scannable(record):
-            return
-        mark_scan_requested(conn, repo.id, record.digest, config.scan_type)
-        enqueue_in(conn, SCAN_JOB, {"account": repo.account, "repository": repo.name,
-                                    "digest": record.digest, "scanType": config.scan_type,
-                                    "reason": "push"}, priority=PUSH_PRIORITY)
+            return []
+        job = NewJob(SCAN_JOB, {"account": repo.account, "repository": repo.name,
+                                "digest": record.digest, "scanType": config.scan_type,
+                                "reason": "push"}, priority=PUSH_PRIORITY)
+        return [RequestScan(repo.id, record.digest, job, scan_type=config.scan_type)]
 
     return hook

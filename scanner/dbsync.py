@@ -25,6 +25,7 @@ from registry.images import put_image
 from registry.metadata.scan_queries import mark_scan_requested
 from registry.oci.digests import digest_bytes, parse_digest
 from registry.oci.manifests import OCI_MANIFEST
+from registry.publishing import store_blob
 from scanner.trivydb import (
     CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, InvalidDatabase, db_artifact_manifest, install_db,
 )
@@ -53,8 +54,7 @@ async def publish_db(*, metadata, blobs, cache: BlobCache, config: Config, layer
     for data in (db_config, layer):
         digest = digest_bytes(data)
         staged = await blobs.stage_bytes(data, digest)
-        await metadata.link_blob(repo.id, str(digest), len(data),
-                                 lambda staged=staged: blobs.publish(staged))
+        await store_blob(metadata, blobs, repo.id, staged)
     manifest = db_artifact_manifest(db_config, layer)
     pushed = await put_image(metadata=metadata, blobs=blobs, cache=cache, repository=repo,
                              body=manifest, content_type=OCI_MANIFEST,

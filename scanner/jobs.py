@@ -25,6 +25,7 @@ from registry.events import IMAGE_SCANNED
 from registry.metadata.models import Event, ManifestRecord, Repository
 from registry.oci.digests import digest_bytes, parse_digest
 from registry.oci.manifests import IMAGE_TYPES, OCI_MANIFEST
+from registry.publishing import store_blob
 from registry.storage.base import BlobStore
 from scanner.base import Scanner, ScanError, ScanReport, ScanStatus, ScanTarget
 from scanner.findings import Finding, severity_counts
@@ -156,8 +157,7 @@ class ScanService:
             digest = digest_bytes(data)
             if await self.metadata.linked_blob_size(repo.id, str(digest)) is None:
                 staged = await self.blobs.stage_bytes(data, digest)
-                await self.metadata.link_blob(repo.id, str(digest), len(data),
-                                              lambda staged=staged: self.blobs.publish(staged))
+                await store_blob(self.metadata, self.blobs, repo.id, staged)
         created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         manifest = {
             "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": SBOM_TYPE,

@@ -14,7 +14,7 @@ from registry.ecr.errors import (
     ReferencedImagesNotFoundException, invalid_parameter,
 )
 from registry.ecr.images_common import require_image, resolve_all
-from registry.ecr.pagination import page
+from registry.ecr.pagination import keyset, next_page
 from registry.ecr.scan_shapes import nonzero
 from registry.images import (
     ImageAlreadyExistsError, ImmutableTagError, ManifestDigestMismatchError, put_image,
@@ -58,7 +58,7 @@ async def put_image_op(call: ECRCall) -> dict[str, Any]:
                                  repository=repo, body=body, content_type=media_type,
                                  tags=(tag,) if tag else (), expected_digest=expected,
                                  reject_unchanged=True,
-                                 in_transaction=await scanning.push_hook(call.metadata, repo))
+                                 writes_for=await scanning.push_hook(call.metadata, repo))
     except ManifestDigestMismatchError as exc:
         raise ImageDigestDoesNotMatchException(
             f"The specified digest '{exc.expected}' does not match the digest of the manifest "
@@ -170,29 +170,28 @@ def _tag_status(params: dict[str, Any]) -> str:
 
 
 async def list_images(call: ECRCall) -> dict[str, Any]:
+    """One bounded query per page: (digest, tag) pairs after the token's position; an
+    untagged image is (digest, "")."""
     name = call.params["repositoryName"]
     await call.authorize("ecr:ListImages", name)
     repo = await call.repository(name)
-    status = _tag_status(call.params)
-    entries: list[tuple[str, str]] = []
-    for image in await call.metadata.list_images(repo.id):
-        if image.tags and status in ("TAGGED", "ANY"):
-            entries.extend((image.manifest.digest, t) for t in image.tags)
-        elif not image.tags and status in ("UNTAGGED", "ANY"):
-            entries.append((image.manifest.digest, ""))
-    chunk, token = page(entries, call.params, key=lambda e: e)
+    after, size = keyset(call.params, lambda p: isinstance(p, list) and len(p) == 2 and all(
+        isinstance(v, str) for v in p))
+    entries = await call.metadata.list_image_ids(
+        repo.id, tag_status=_tag_status(call.params),
+        after=None if after is None else (after[0], after[1]), limit=size + 1)
+    chunk, token = next_page(entries, size, key=list)
     result: dict[str, Any] = {"imageIds": [shapes.image_id(d, t or None) for d, t in chunk]}
     if token:
         result["nextToken"] = token
     return result
 
 
-async def _detail(call: ECRCall, repo, image, scans) -> dict[str, Any]:
+def _detail(repo, image, scans) -> dict[str, Any]:
     record = image.manifest
     detail: dict[str, Any] = {
         "registryId": repo.account, "repositoryName": repo.name, "imageDigest": record.digest,
-        "imageSizeInBytes": await call.metadata.manifest_size_with_layers(repo.id, record.digest)
-        or record.size,
+        "imageSizeInBytes": image.size_with_layers or record.size,
         "imagePushedAt": record.pushed_at, "imageManifestMediaType": record.media_type,
         "imageStatus": "ACTIVE",
     }
@@ -223,22 +222,23 @@ async def describe_images(call: ECRCall) -> dict[str, Any]:
     name = p["repositoryName"]
     await call.authorize("ecr:DescribeImages", name)
     repo = await call.repository(name)
-    images = await call.metadata.list_images(repo.id)
     if p.get("imageIds") is not None:
         if "nextToken" in p or "maxResults" in p:
             raise InvalidParameterException("nextToken and maxResults cannot be used with "
                                             "imageIds")
-        by_digest = {i.manifest.digest: i for i in images}
-        selected = [by_digest[(await require_image(call, repo, image_id)).record.digest]
-                    for image_id in p["imageIds"]]
+        digests = [(await require_image(call, repo, image_id)).record.digest
+                   for image_id in p["imageIds"]]
+        by_digest = await call.metadata.images_by_digest(repo.id, digests)
+        selected = [by_digest[d] for d in digests if d in by_digest]
         scans = await call.metadata.scan_summaries(repo.id)
-        return {"imageDetails": [await _detail(call, repo, i, scans) for i in selected]}
-    status = _tag_status(p)
-    images = [i for i in images if status == "ANY" or (status == "TAGGED") == bool(i.tags)]
-    chunk, token = page(images, p, key=lambda i: i.manifest.digest)
+        return {"imageDetails": [_detail(repo, i, scans) for i in selected]}
+    # One bounded query per page: the images after the token's digest, with their tags.
+    after, size = keyset(p, lambda position: isinstance(position, str))
+    images = await call.metadata.image_page(repo.id, tag_status=_tag_status(p), after=after,
+                                            limit=size + 1)
+    chunk, token = next_page(images, size, key=lambda i: i.manifest.digest)
     scans = await call.metadata.scan_summaries(repo.id)
-    result: dict[str, Any] = {"imageDetails": [await _detail(call, repo, i, scans)
-                                               for i in chunk]}
+    result: dict[str, Any] = {"imageDetails": [_detail(repo, i, scans) for i in chunk]}
     if token:
         result["nextToken"] = token
     return result

@@ -21,6 +21,7 @@ from registry.ecr.errors import (
 )
 from registry.oci.digests import parse_digest
 from registry.oci.errors import OCIError
+from registry.publishing import store_blob
 from registry.storage.base import (
     DigestMismatchError, OffsetMismatchError, TooManyUploadsError, UploadUnknownError,
 )
@@ -122,12 +123,7 @@ async def complete_layer_upload(call: ECRCall) -> dict[str, Any]:
         raise InvalidLayerException(f"The calculated digest does not match: {exc}") from None
     except UploadUnknownError:
         raise _not_found(p["uploadId"], name) from None
-    try:
-        await call.metadata.link_blob(repo.id, str(digest), staged.size,
-                                      lambda: call.blobs.publish(staged))
-    except BaseException:
-        call.blobs.discard(staged)
-        raise
+    await store_blob(call.metadata, call.blobs, repo.id, staged)
     return {"registryId": repo.account, "repositoryName": name, "uploadId": p["uploadId"],
             "layerDigest": str(digest)}
 

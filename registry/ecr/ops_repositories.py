@@ -15,7 +15,7 @@ from registry.ecr.errors import (
 from registry.auth.authorize import parse_repository_arn
 from registry.auth.listing import MAX_SKIP, Cursor, visible_page
 from registry.ecr import pagination
-from registry.metadata.ecr_queries import (
+from registry.metadata.models import (
     RepositoryExistsError, RepositoryNotEmptyError, TooManyTagsError,
 )
 from registry.metadata.models import Event, Repository, RepositorySettings

@@ -42,6 +42,28 @@ def _position(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def keyset(params: dict[str, Any], valid: Callable[[Any], bool], *,
+           default: int = DEFAULT_PAGE) -> tuple[Any, int]:
+    """For a listing the store pages itself: the position after which the requested page
+    starts (None: the first page) and the page size. Query the store for one more item than
+    the size, then shape the answer with ``next_page``.
+
+    Raises:
+        InvalidParameterException: the token does not decode or does not fit (``valid``).
+    """
+    after = decode(params.get("nextToken"))
+    if after is not None and not valid(after):
+        raise invalid_token()
+    return after, params.get("maxResults") or default
+
+
+def next_page(items: list[T], size: int, key: Callable[[T], Any]) -> tuple[list[T], str | None]:
+    """The page of ``items`` (up to ``size + 1`` fetched) and the token of the next page."""
+    chunk = items[:size]
+    token = encode(_position(key(chunk[-1]))) if len(items) > size else None
+    return chunk, token
+
+
 def page(items: list[T], params: dict[str, Any], key: Callable[[T], Any], *,
          default: int = DEFAULT_PAGE) -> tuple[list[T], str | None]:
     """Return the page of ``items`` (already sorted by ``key``) the request asks for."""

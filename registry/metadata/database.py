@@ -117,13 +117,18 @@ class Conn:
 # -- SQLite -----------------------------------------------------------------------------------
 
 class _Compiled:
-    __slots__ = ("compiled", "sql", "names", "expanding")
+    __slots__ = ("compiled", "sql", "names", "expanding", "constants")
 
     def __init__(self, stmt: sa.Executable) -> None:
         self.compiled = stmt.compile(dialect=_DIALECTS["sqlite"])
         self.expanding = bool(self.compiled.post_compile_params)
         self.sql = self.compiled.string
         self.names = tuple(self.compiled.positiontup or ())
+        # Parameters SQLAlchemy made from literals (``coalesce(x, '')``, the ``OFFSET 0``
+        # SQLite adds to a bound LIMIT): their values are fixed at build time.
+        self.constants = {name: bind.value for name, bind in self.compiled.binds.items()
+                          if not bind.required and bind.callable is None
+                          and name in self.names}
 
 
 class SQLiteConn(Conn):
@@ -144,6 +149,8 @@ class SQLiteConn(Conn):
     def _bind(self, q: Query, params: Mapping[str, Any] | None) -> tuple[str, tuple[Any, ...]]:
         c = self.compiled(q)
         params = params or {}
+        if c.constants:
+            params = {**c.constants, **params}
         if not c.expanding:
             return c.sql, tuple(params[name] for name in c.names)
         # IN (:list) and other post-compile parameters: expand for these values.
@@ -162,6 +169,8 @@ class SQLiteConn(Conn):
             for row in rows:
                 self.execute(q, row)
             return
+        if c.constants:
+            rows = [{**c.constants, **row} for row in rows]
         self.raw.executemany(c.sql, [tuple(row[name] for name in c.names) for row in rows])
 
     def notify(self, channel: str) -> None:

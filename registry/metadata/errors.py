@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from registry.metadata.models import (  # noqa: F401 - re-exported: the store's error family
-    MissingReferencesError, RepositoryNotFoundError, StillReferencedError,
+    MissingReferencesError, RepositoryExistsError, RepositoryNotEmptyError,
+    RepositoryNotFoundError, StillReferencedError, TooManyTagsError,
 )
 
 

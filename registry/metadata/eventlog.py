@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from registry.metadata.database import Conn, Database, query
 from registry.metadata.models import Event
+from registry.metadata.types import Timestamp
 
 
 class EventLogStore(Protocol):
@@ -23,8 +24,9 @@ class EventLogQueries:
 
 
 # Transitional (before revision 0003): the legacy outbox table.
-_outbox = sa.table("outbox", sa.column("kind"), sa.column("payload"), sa.column("created_at"),
-                   sa.column("available_at"), sa.column("priority"))
+_outbox = sa.table("outbox", sa.column("kind"), sa.column("payload"),
+                   sa.column("created_at", Timestamp), sa.column("available_at", Timestamp),
+                   sa.column("priority"))
 
 
 @query

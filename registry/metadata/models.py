@@ -54,6 +54,7 @@ class ImageRow:
     manifest: ManifestRecord
     tags: tuple[str, ...]
     last_pulled_at: float | None
+    size_with_layers: int = 0  # ECR's imageSizeInBytes: the blobs the manifest references
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +84,21 @@ class StillReferencedError(ValueError):
         self.digest = digest
         self.referenced_by = referenced_by
         super().__init__(f"{digest} is referenced by {', '.join(referenced_by)}")
+
+
+class RepositoryExistsError(LookupError):
+    """CreateRepository on a name the account already has; nothing was changed."""
+
+
+class RepositoryNotEmptyError(ValueError):
+    """DeleteRepository without force on a repository that still holds images."""
+
+
+class TooManyTagsError(ValueError):
+    """A repository would carry more resource tags than ECR allows (50); nothing changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class TagDeletion:
+    digest: str  # the manifest the tag pointed at when it was deleted
+    manifest_deleted: bool  # it was the image's last tag and nothing referenced the image

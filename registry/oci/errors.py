@@ -107,6 +107,16 @@ class TagInvalid(OCIError):
     code, status, default_message = "TAG_INVALID", 400, "manifest tag did not match URI"
 
 
+class Unavailable(OCIError):
+    """The registry cannot store or answer now (its disk is full, its database is down or
+    busy); the message says which, and the client may retry. Not a code of the spec's table,
+    which lists client errors only (A.1): ``UNAVAILABLE`` with 503 is distribution's own
+    errcode for this case (``errcode.ErrorCodeUnavailable``), so clients that know
+    distribution print it as such."""
+
+    code, status, default_message = "UNAVAILABLE", 503, "service unavailable"
+
+
 ALL_CODES: tuple[type[OCIError], ...] = (
     BlobUnknown, BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, ManifestBlobUnknown,
     ManifestInvalid, ManifestUnknown, NameInvalid, NameUnknown, SizeInvalid, Unauthorized,

@@ -3,8 +3,9 @@
 The handler maps HTTP onto the store's session operations; the store owns hashing,
 durability and the session lock that closes a session atomically across worker processes (a
 PATCH, PUT, DELETE or status request that comes after a closing PUT took the session answers
-BLOB_UPLOAD_UNKNOWN), the metadata store owns visibility (``link_blob`` publishes inside its
-transaction). Open sessions are capped per repository and per principal
+BLOB_UPLOAD_UNKNOWN), the metadata store owns visibility: a finished upload is claimed,
+published (durable, renamed into place) and then linked into the repository, in that order
+and outside any transaction but the link's own (registry/publishing.py). Open sessions are capped per repository and per principal
 (``[uploads] max_sessions_per_*``).
 """
 
@@ -25,6 +26,7 @@ from registry.oci.errors import (
 )
 from registry.oci.names import check_name
 from registry.oci.ranges import parse_content_range
+from registry.publishing import store_blob
 from registry.storage.base import (
     DigestMismatchError, IncompleteBodyError, OffsetMismatchError, TooManyUploadsError,
     UploadSession, UploadUnknownError,
@@ -116,12 +118,7 @@ async def _complete(request: web.Request, repo: Repository, name: str,
                             detail={"digest": str(digest)}) from None
     except UploadUnknownError:
         raise BlobUploadUnknown("blob upload unknown to registry") from None
-    try:
-        await request.app[METADATA].link_blob(repo.id, str(digest), staged.size,
-                                              lambda: blobs.publish(staged))
-    except BaseException:
-        blobs.discard(staged)  # nothing left in tmp/ (a no-op once publish moved it)
-        raise
+    await store_blob(request.app[METADATA], blobs, repo.id, staged)
     return _blob_created(name, digest)
 
 

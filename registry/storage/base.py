@@ -5,8 +5,10 @@ The filesystem store is the default; an S3 store satisfies the same protocol lat
 implementation runs the contract suite in ``tests/unit/test_blobstore_contract.py``.
 
 Visibility rule (DESIGN invariant 1): bytes become readable under their digest only through
-``publish``, which the metadata store calls inside the transaction that records the blob, so
-a blob is visible only after its bytes are complete, verified and durable.
+``publish``, and a client reaches them only through a repository link the metadata store
+records AFTER the publish (claim, publish, link: registry/publishing.py), so a blob is
+visible only after its bytes are complete, verified and durable. ``publish`` runs outside any
+metadata transaction: no transaction waits on the file system.
 
 Integrity rule (DESIGN invariant 6): bytes under a digest always hash to it. Closing a session
 is atomic across processes: once ``finish_upload`` has taken a session, every other request
@@ -130,8 +132,9 @@ class BlobStore(Protocol):
         """
 
     def publish(self, staged: StagedBlob) -> None:
-        """Atomically make staged bytes readable under their digest (synchronous; called
-        inside the metadata transaction). The verified staged bytes always replace whatever
+        """Atomically make staged bytes readable under their digest (synchronous, on a worker
+        thread, after ``MetadataStore.claim_blob`` and before the transaction that links the
+        blob: registry/publishing.py). The verified staged bytes always replace whatever
         the destination held, so a corrupt copy is healed by the next good upload; readers
         that already opened the old copy keep reading it."""
 

@@ -14,13 +14,24 @@ import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import sqlalchemy as sa
 
 from registry.app import create_app
 from registry.appkeys import IDENTITIES, METADATA, TOKENS
 from registry.auth.listing import SCAN_BUDGET
 from registry.config import load_config
+from registry.metadata import tables as t
+from registry.metadata.database import query
 
 ACCOUNT = "000000000000"
+
+
+@query
+def _insert_repository(d):
+    return sa.insert(t.repositories).values(account=sa.bindparam("account"),
+                                            name=sa.bindparam("name"),
+                                            created_at=sa.bindparam("now"))
+
 HIDDEN = SCAN_BUDGET + 500
 
 
@@ -30,12 +41,9 @@ async def client(aiohttp_client, tmp_path):
         "data_dir": str(tmp_path / "data"), "gc.enabled": False, "scanner.enabled": False})
     app = create_app(config)
 
-    def fill(conn):
-        conn.executemany("INSERT INTO repositories (account, name, created_at) VALUES (?, ?, ?)",
-                         [(ACCOUNT, f"hidden/{i:06d}", time.time()) for i in range(HIDDEN)]
-                         + [(ACCOUNT, "shown/app", time.time())])
-
-    await app[METADATA].transaction(fill)
+    names = [f"hidden/{i:06d}" for i in range(HIDDEN)] + ["shown/app"]
+    await app[METADATA].db.write(lambda conn: conn.many(_insert_repository, [
+        dict(account=ACCOUNT, name=name, now=time.time()) for name in names]))
     return await aiohttp_client(app)
 
 

@@ -224,3 +224,35 @@ def test_delete_repository_force(ecr, repo):
     ecr.delete_repository(repositoryName=repo, force=True)
     with pytest.raises(ClientError):
         ecr.describe_repositories(repositoryNames=[repo])
+
+
+@pytest.mark.parametrize("operation", ["list_images", "describe_images"])
+def test_a_token_of_the_other_listing_is_an_invalid_parameter(ecr, repo, operation):
+    """ListImages positions are [digest, tag], DescribeImages positions digests: a token that
+    does not fit the listing is refused, never a crash or a silent restart."""
+    for i in range(3):
+        push_image(ecr, repo, f"t{i}", f"tok{i}")
+    other = "describe_images" if operation == "list_images" else "list_images"
+    token = getattr(ecr, other)(repositoryName=repo, maxResults=1)["nextToken"]
+    with pytest.raises(ClientError) as excinfo:
+        getattr(ecr, operation)(repositoryName=repo, maxResults=1, nextToken=token)
+    assert error(excinfo)[0] == "InvalidParameterException"
+
+
+def test_list_images_pages_untagged_and_tagged_entries_in_one_order(ecr, repo):
+    """ANY lists (digest, tag) pairs by digest then tag, an untagged image once; pages of
+    one concatenate to the whole listing."""
+    push_image(ecr, repo, "b", "order1")
+    push_image(ecr, repo, None, "order2")
+    whole = ecr.list_images(repositoryName=repo)["imageIds"]
+    paged, token = [], None
+    while True:
+        kwargs = {"nextToken": token} if token else {}
+        page = ecr.list_images(repositoryName=repo, maxResults=1, **kwargs)
+        paged += page["imageIds"]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert paged == whole
+    assert sorted((i["imageDigest"], i.get("imageTag", "")) for i in whole) == \
+        [(i["imageDigest"], i.get("imageTag", "")) for i in whole]

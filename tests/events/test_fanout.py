@@ -38,7 +38,7 @@ async def push(store, name="team/app", tags=("v1",)):
     event = Event("image.pushed", {"account": ACCOUNT, "repository": name, "digest": DIGEST,
                                    "tags": list(tags), "mediaType": "application/json"})
     await store.put_manifest(repo.id, ManifestRecord(DIGEST, "application/json", 2), list(tags),
-                             lambda: None, [event])
+                             [event])
 
 
 def rows(store, sql, params=()):

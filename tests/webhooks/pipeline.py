@@ -49,4 +49,4 @@ async def push_image(store, name: str = "team/app", tags=("v1",)) -> None:
     event = Event("image.pushed", {"account": ACCOUNT, "repository": name, "digest": DIGEST,
                                    "tags": list(tags), "mediaType": "application/json"})
     await store.put_manifest(repo.id, ManifestRecord(DIGEST, "application/json", 2),
-                             list(tags), lambda: None, [event])
+                             list(tags), [event])
