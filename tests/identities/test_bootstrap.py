@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import multiprocessing
 import os
@@ -13,7 +14,7 @@ from policies import PolicyKind, Principal, Request, evaluate, parse_policy
 from registry.auth.bootstrap import (
     ADMIN_POLICY_NAME, BootstrapResult, bootstrap, credentials_path, usage_lines,
 )
-from registry.auth.identities import IdentityStore
+from registry.auth.identities import Identities
 from registry.config import load_config
 
 
@@ -43,16 +44,17 @@ def test_first_start_creates_admin_and_a_0600_credentials_file(config):
     assert profile["aws_access_key_id"] == result.access_key_id
     assert profile["region"] == "eu-west-1"
 
-    store = IdentityStore.from_config(config)
+    store = Identities.from_config(config)
     try:
-        user, secret = store.lookup_access_key(result.access_key_id)
+        user, secret = asyncio.run(store.lookup_access_key(result.access_key_id))
         assert secret == profile["aws_secret_access_key"]
         assert user == result.user
         assert (user.account, user.name) == ("000000000000", "admin")
         assert user.arn == "arn:aws:iam::000000000000:user/admin"
-        assert [name for name, _ in store.policies_for(user)] == [ADMIN_POLICY_NAME]
+        stored = asyncio.run(store.policies_for(user))
+        assert [name for name, _ in stored] == [ADMIN_POLICY_NAME]
         policies = [parse_policy(text, kind=PolicyKind.IDENTITY, name=name)
-                    for name, text in store.policies_for(user)]
+                    for name, text in stored]
     finally:
         store.close()
     for action, resource in [("ecr:PutImage", "arn:aws:ecr:eu-west-1:000000000000:repository/a"),
@@ -89,7 +91,7 @@ def test_later_starts_return_none_and_touch_nothing(config):
 def test_deleting_every_user_does_not_bring_the_admin_back(config):
     bootstrap(config)
     credentials_path(config).unlink()
-    store = IdentityStore.from_config(config)
+    store = Identities.from_config(config)
     try:
         store.delete_user("000000000000", "admin", force=True)
         assert bootstrap(config, store=store) is None
@@ -101,7 +103,7 @@ def test_deleting_every_user_does_not_bring_the_admin_back(config):
 
 def test_no_bootstrap_when_identities_were_provisioned_first(config):
     config.data_dir.mkdir()
-    store = IdentityStore.from_config(config)
+    store = Identities.from_config(config)
     try:
         store.create_user("123456789012", "ci")
         assert bootstrap(config, store=store) is None
@@ -137,7 +139,7 @@ def test_if_the_file_cannot_be_written_nothing_is_created(config):
     credentials_path(config).mkdir(parents=True)  # a directory where the file should go
     with pytest.raises(OSError):
         bootstrap(config)
-    store = IdentityStore.from_config(config)
+    store = Identities.from_config(config)
     try:
         assert store.list_users() == [] and store.list_accounts() == []
     finally:
@@ -167,7 +169,7 @@ def test_two_workers_starting_at_once_create_one_admin(config):
     created = [key for key in outcomes if key is not None]
     assert len(created) == 1
     assert _profile(credentials_path(config))["aws_access_key_id"] == created[0]
-    store = IdentityStore.from_config(config)
+    store = Identities.from_config(config)
     try:
         assert [u.name for u in store.list_users()] == ["admin"]
         assert [k.id for k in store.list_access_keys("000000000000", "admin")] == created
