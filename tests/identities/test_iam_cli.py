@@ -236,6 +236,27 @@ def test_config_file_names_the_data_dir(cli, tmp_path):
     assert result.code == 2 and "nonsense: unknown key" in result.err
 
 
+def test_a_config_naming_postgresql_manages_that_database(cli, tmp_path, postgres):
+    """Identities live where the config's [metadata] url says, not in a SQLite file of the
+    data dir; the data dir's master key seals and opens the secrets."""
+    url = postgres.create_database("iamcli")
+    config = tmp_path / "berth.toml"
+    config.write_text(f'data_dir = "{cli.data}"\n[metadata]\nurl = "{url}"\n'
+                      'upgrade = "auto"\n')
+    created = cli("create-user", "--user-name", "dana", "--config", str(config), data=False)
+    assert created.code == 0, created.err
+    key = cli("create-access-key", "--user-name", "dana", "--config", str(config),
+              data=False).json()["AccessKey"]
+    assert not (cli.data / "metadata.db").exists()
+    store = Identities.from_config(load_config(config, environ={}))
+    try:
+        assert [u.name for u in store.list_users()] == ["dana"]
+        user, secret = asyncio.run(store.lookup_access_key(key["AccessKeyId"]))
+        assert (user.name, secret) == ("dana", key["SecretAccessKey"])
+    finally:
+        store.close()
+
+
 def test_the_secret_appears_once_only_in_create_access_keys_stdout(any_cli, tmp_path):
     cli = any_cli
     cli("create-user", "--user-name", "alice")
