@@ -21,7 +21,7 @@ from registry.appkeys import (
 from registry.auth.authenticate import Authenticator, registry_token
 from registry.auth.authorize import AllowAll
 from registry.auth.credential_cache import CredentialCache
-from registry.auth.identities import IdentityStore
+from registry.auth.identities import Identities
 from registry.auth.keys import SecretBox, derive_key, load_or_create_master_key
 from registry.auth.policy_authorizer import PolicyAuthorizer
 from registry.auth.policy_files import PolicyDirectory
@@ -85,13 +85,14 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
 def _wire_auth(app: web.Application, config: Config) -> None:
     """Identities, tokens, policy evaluation: what makes Berth a private ECR."""
     master_key = load_or_create_master_key(config.data_dir)
-    store = IdentityStore(config.metadata_path, SecretBox(master_key))
-    credentials = CredentialCache(store)
+    # The app's own metadata store, whichever backend it is: every node sees the same users.
+    identities = Identities(app[METADATA], SecretBox(master_key))
+    credentials = CredentialCache(identities)
     tokens = TokenSigner(derive_key(master_key, "registry-token"))
     policy_dir = PolicyDirectory(config.auth.policy_dir) if config.auth.policy_dir else None
     if policy_dir is not None:
         _reload_policy_files(policy_dir)
-    app[IDENTITIES] = store
+    app[IDENTITIES] = identities
     app[TOKENS] = tokens
     app[AUTHENTICATOR] = Authenticator(credentials=credentials, tokens=tokens,
                                        region=config.region)
@@ -136,8 +137,6 @@ def _policy_reloader(policy_dir: PolicyDirectory, interval: float):
 
 async def _close_stores(app: web.Application) -> None:
     await app[METADATA].close()
-    if IDENTITIES in app:
-        app[IDENTITIES].close()
 
 
 def _count_corruption(metrics: Metrics, source: str):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from registry.events import Job, JobState
+from registry.metadata.webhooks import (
+    NewWebhookDelivery, WebhookAttempt, WebhookDeliveryRow, WebhookStore,
+)
 
 DELIVER_JOB = "webhook.deliver"
 
@@ -36,13 +37,7 @@ def delivery_status(delivered: bool, job_state: str | None, attempts: int) -> De
     return DeliveryStatus.RETRYING if attempts else DeliveryStatus.PENDING
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    number: int  # the job's claim count: a gap means a worker died mid-attempt
-    started_at: float
-    duration_ms: float | None
-    status_code: int | None
-    error: str | None
+Attempt = WebhookAttempt  # number: the job's claim count (a gap: a worker died mid-attempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,96 +60,61 @@ class Delivery:
     history: tuple[Attempt, ...] = ()
 
 
-_DELIVERY_COLUMNS = ("d.id, d.event_id, d.endpoint, d.url, d.detail_type, d.repository, "
-                     "d.image_digest, d.attempts, d.last_status_code, d.last_error, "
-                     "d.created_at, d.last_attempt_at, d.delivered_at, j.state, j.available_at, "
-                     "j.last_error")
-
-
 class DeliveryLog:
-    """Every delivery attempt, in the metadata database (tables of schema migration 50)."""
+    """Every delivery attempt, kept by the metadata store (``WebhookStore``)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: WebhookStore) -> None:
         self.store = store
 
     async def record(self, job: Job, *, url: str, status: int | None, error: str | None,
                      now: float, duration_ms: float, delivered: bool = False) -> None:
-        """Record one attempt of the delivery ``job`` carries (idempotent per attempt)."""
+        """Record one attempt of the delivery ``job`` carries (idempotent per attempt).
+
+        Raises: StoreError.
+        """
         event = job.payload["event"]
         detail = event.get("detail", {})
-        delivery = job.payload["delivery"]
+        delivery = NewWebhookDelivery(
+            id=job.payload["delivery"], event_id=event["id"], job_id=job.id,
+            endpoint=job.payload["endpoint"], url=url, detail_type=event["detail-type"],
+            account=event.get("account"), repository=detail.get("repository-name"),
+            image_digest=detail.get("image-digest"), created_at=job.created_at)
+        attempt = Attempt(number=job.attempts, started_at=now, duration_ms=duration_ms,
+                          status_code=status, error=error)
+        await self.store.record_webhook_attempt(delivery, attempt, delivered=delivered)
 
-        def write(conn) -> None:
-            conn.execute(
-                "INSERT INTO webhook_deliveries (id, event_id, job_id, endpoint, url, "
-                "detail_type, account, repository, image_digest, created_at, last_attempt_at, "
-                "last_status_code, last_error, delivered_at) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "url = excluded.url, last_attempt_at = excluded.last_attempt_at, "
-                "last_status_code = excluded.last_status_code, last_error = excluded.last_error, "
-                "delivered_at = COALESCE(webhook_deliveries.delivered_at, excluded.delivered_at)",
-                (delivery, event["id"], job.id, job.payload["endpoint"], url,
-                 event["detail-type"], event.get("account"), detail.get("repository-name"),
-                 detail.get("image-digest"), job.created_at, now, status, error,
-                 now if delivered else None))
-            conn.execute(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, "
-                "status_code, error) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, attempt) "
-                "DO UPDATE SET started_at = excluded.started_at, status_code = "
-                "excluded.status_code, error = excluded.error, duration_ms = excluded.duration_ms",
-                (delivery, job.attempts, now, duration_ms, status, error))
-            # Counted, not incremented, so recording an attempt twice counts it once.
-            conn.execute("UPDATE webhook_deliveries SET attempts = (SELECT count(*) FROM "
-                         "webhook_attempts WHERE delivery_id = ?) WHERE id = ?",
-                         (delivery, delivery))
+    async def recent(self, *, limit: int = 50, history: bool = False,
+                     after: Delivery | None = None) -> list[Delivery]:
+        """The most recent deliveries, newest first, queued ones included; ``after``: the
+        last delivery of the previous page. With ``history``, each with its attempts.
 
-        await self.store.transaction(write)
-
-    async def recent(self, *, limit: int = 50, history: bool = False) -> list[Delivery]:
-        """The most recent deliveries, newest first, queued ones included."""
-        return await self.store.transaction(lambda conn: self._list(conn, limit, history))
-
-    def _list(self, conn, limit: int, history: bool) -> list[Delivery]:
-        found = []
-        for r in conn.execute(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d LEFT JOIN "
-                              "jobs j ON j.id = d.job_id ORDER BY d.created_at DESC, d.id "
-                              "LIMIT ?", (limit,)):
-            status = delivery_status(r[12] is not None, r[13], r[7])
-            found.append(Delivery(
-                id=r[0], event_id=r[1], endpoint=r[2], url=r[3], detail_type=r[4],
-                repository=r[5], image_digest=r[6], status=status, attempts=r[7],
-                last_status_code=r[8],
-                last_error=r[9] or (r[15] if status is DeliveryStatus.FAILED else None),
-                created_at=r[10], last_attempt_at=r[11], delivered_at=r[12],
-                next_attempt_at=r[14] if r[13] == JobState.QUEUED.value else None))
-        for job_id, payload, created_at, available_at, state in conn.execute(
-                "SELECT id, payload, created_at, available_at, state FROM jobs WHERE kind = ? "
-                "AND done_at IS NULL AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d "
-                "WHERE d.job_id = jobs.id) ORDER BY created_at DESC LIMIT ?",
-                (DELIVER_JOB, limit)):
-            p = json.loads(payload)
-            detail = p["event"].get("detail", {})
-            found.append(Delivery(
-                p["delivery"], p["event"]["id"], p["endpoint"], "", p["event"]["detail-type"],
-                detail.get("repository-name"), detail.get("image-digest"),
-                delivery_status(False, state, 0), 0, None, None, created_at, None,
-                available_at if state == JobState.QUEUED.value else None, None))
-        found.sort(key=lambda d: d.created_at, reverse=True)
-        found = found[:limit]
-        if history:
-            found = [self._with_history(conn, d) for d in found]
+        Raises: StoreError.
+        """
+        rows = await self.store.webhook_deliveries(
+            job_kind=DELIVER_JOB, limit=limit,
+            after=None if after is None else (after.created_at, after.id))
+        found = [_delivery(row) for row in rows]
+        if history and found:
+            attempts = await self.store.webhook_attempts([d.id for d in found])
+            found = [dataclasses.replace(d, history=tuple(attempts.get(d.id, ())))
+                     for d in found]
         return found
 
-    @staticmethod
-    def _with_history(conn, delivery: Delivery) -> Delivery:
-        rows = conn.execute("SELECT attempt, started_at, duration_ms, status_code, error FROM "
-                            "webhook_attempts WHERE delivery_id = ? ORDER BY attempt",
-                            (delivery.id,)).fetchall()
-        return dataclasses.replace(delivery, history=tuple(Attempt(*r) for r in rows))
-
     async def purge(self, *, before: float) -> int:
-        """Forget deliveries created before ``before`` that are finished."""
-        return await self.store.transaction(lambda conn: conn.execute(
-            "DELETE FROM webhook_deliveries WHERE created_at < ? AND (delivered_at IS NOT NULL "
-            "OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = webhook_deliveries.job_id "
-            "AND j.done_at IS NULL))", (before,)).rowcount)
+        """Forget deliveries created before ``before`` that are finished.
+
+        Raises: StoreError.
+        """
+        return await self.store.purge_webhook_deliveries(before=before)
+
+
+def _delivery(row: WebhookDeliveryRow) -> Delivery:
+    status = delivery_status(row.delivered_at is not None, row.job_state, row.attempts)
+    return Delivery(
+        id=row.id, event_id=row.event_id, endpoint=row.endpoint, url=row.url,
+        detail_type=row.detail_type, repository=row.repository, image_digest=row.image_digest,
+        status=status, attempts=row.attempts, last_status_code=row.last_status_code,
+        last_error=row.last_error or (row.job_error if status is DeliveryStatus.FAILED else None),
+        created_at=row.created_at, last_attempt_at=row.last_attempt_at,
+        delivered_at=row.delivered_at,
+        next_attempt_at=row.job_available_at if row.job_state == JobState.QUEUED.value else None)

@@ -1,6 +1,7 @@
 """``berth webhooks deliveries``: recent webhook deliveries, their attempts and last status.
 
-Reads the metadata database, so it works while the server runs. Never prints secrets: the
+Reads the metadata database the config names (SQLite or PostgreSQL), so it works while the
+server runs. Never prints secrets: the
 database holds none, and URLs are stored without userinfo or query. Exit status 0, 1 when
 there is no database to read, 2 on a configuration error (raised to ``berth``'s main).
 """
@@ -70,17 +71,17 @@ def _json(d: Delivery) -> dict[str, Any]:
 
 def _cmd_deliveries(args: argparse.Namespace) -> int:
     from registry.datadir import ensure_data_dir
-    from registry.metadata.store import SQLiteMetadataStore
+    from registry.metadata.factory import open_store
     from scanner.webhook_log import DeliveryLog
 
     config = load_config(args.config, overrides={"data_dir": args.data})
-    if not config.metadata_path.exists():
+    if config.metadata.backend == "sqlite" and not config.metadata_path.exists():
         print(f"berth: no metadata database at {config.metadata_path}", file=sys.stderr)
         return 1
     ensure_data_dir(config.data_dir)
 
     async def read() -> list[Delivery]:
-        store = SQLiteMetadataStore(config.metadata_path)
+        store = open_store(config)
         try:
             return await DeliveryLog(store).recent(limit=args.limit,
                                                  history=args.attempts or args.json)

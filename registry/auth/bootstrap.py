@@ -8,9 +8,9 @@ since been deleted (the account remains): an operator who removed the admin does
 by restarting.
 
 The credentials file is written inside the database transaction that creates the user, so a
-failure to write it leaves no half-made admin, and of two workers starting at once exactly one
-creates the admin while the other waits and then sees it (see
-``IdentityStore.create_first_user``).
+failure to write it leaves no half-made admin, and of workers starting at once, on one machine
+or on several nodes sharing PostgreSQL, exactly one creates the admin while the others wait and
+then see it (see ``IdentityStore.create_first_user`` in ``registry/metadata/identities.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry.auth.identities import AccessKey, IdentityStore, User
+from registry.auth.identities import AccessKey, Identities, User
 
 if TYPE_CHECKING:
     from registry.config import Config
@@ -52,17 +52,18 @@ def credentials_path(config: Config) -> Path:
     return Path(config.data_dir) / CREDENTIALS_FILE
 
 
-def bootstrap(config: Config, *, store: IdentityStore | None = None) -> BootstrapResult | None:
+def bootstrap(config: Config, *, store: Identities | None = None) -> BootstrapResult | None:
     """Create the first administrator if the identity store is empty; else return None.
 
-    ``store`` defaults to ``IdentityStore.from_config(config)`` (opened and closed here).
+    ``store`` defaults to ``Identities.from_config(config)`` (opened and closed here).
 
     Raises:
         MasterKeyError: the master key file is unusable.
         OSError: the credentials file cannot be written (nothing is created then).
+        StoreError: the metadata database failed.
     """
     if store is None:
-        owned = IdentityStore.from_config(config)
+        owned = Identities.from_config(config)
         try:
             return bootstrap(config, store=owned)
         finally:

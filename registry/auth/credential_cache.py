@@ -1,14 +1,14 @@
-"""Per-process memo of credential and policy lookups, so the request path stays off SQLite."""
+"""Per-process memo of credential and policy lookups, so the request path stays off the
+database."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import OrderedDict
 import time
 from typing import Any, Callable
 
-from registry.auth.identities import IdentityStore, User
+from registry.auth.identities import Identities, User
 
 
 class TTLMap:
@@ -53,18 +53,18 @@ class TTLMap:
 
 
 class CredentialCache:
-    """Memoises ``IdentityStore`` lookups for ``ttl`` seconds, per process.
+    """Memoises ``Identities`` lookups for ``ttl`` seconds, per process.
 
     Consequence: deleting or deactivating an access key, deleting a user or changing its inline
     policies takes effect within ``ttl`` seconds (5 by default) in every worker — a deliberate
-    trade of immediacy for a request path free of SQLite and AES. Misses (unknown keys) are
-    cached too, so a client hammering with a bogus key id costs one query per ``ttl``; the map
-    is bounded (``maxsize``) so random key ids cannot grow it without limit.
+    trade of immediacy for a request path free of database queries and AES. Misses (unknown
+    keys) are cached too, so a client hammering with a bogus key id costs one query per
+    ``ttl``; the map is bounded (``maxsize``) so random key ids cannot grow it without limit.
     """
 
-    def __init__(self, store: IdentityStore, ttl: float = 5.0, *, maxsize: int = 10_000,
+    def __init__(self, identities: Identities, ttl: float = 5.0, *, maxsize: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._store = store
+        self._identities = identities
         self._keys = TTLMap(ttl, maxsize, clock)
         self._policies = TTLMap(ttl, maxsize, clock)
 
@@ -73,34 +73,24 @@ class CredentialCache:
         """How long a deleted or deactivated key may still be honoured, in seconds."""
         return self._keys.ttl
 
-    def lookup_sync(self, key_id: str) -> tuple[User, str] | None:
-        """``store.lookup_access_key(key_id)``, memoised. Raises: SecretBoxError."""
+    async def lookup(self, key_id: str) -> tuple[User, str] | None:
+        """``identities.lookup_access_key(key_id)``, memoised.
+
+        Raises: SecretBoxError, StoreError.
+        """
         hit, value = self._keys.get(key_id)
         if not hit:
-            value = self._store.lookup_access_key(key_id)
+            value = await self._identities.lookup_access_key(key_id)
             self._keys.put(key_id, value)
         return value
 
-    async def lookup(self, key_id: str) -> tuple[User, str] | None:
-        """As ``lookup_sync``; a miss runs the query in a thread, off the event loop."""
-        hit, value = self._keys.get(key_id)
-        if hit:
-            return value
-        return await asyncio.to_thread(self.lookup_sync, key_id)
-
-    def policies_for_sync(self, user: User) -> list[tuple[str, str]]:
-        """``store.policies_for(user)``, memoised by user id."""
+    async def policies_for(self, user: User) -> list[tuple[str, str]]:
+        """``identities.policies_for(user)``, memoised by user id. Raises: StoreError."""
         hit, value = self._policies.get(user.id)
         if not hit:
-            value = self._store.policies_for(user)
+            value = await self._identities.policies_for(user)
             self._policies.put(user.id, value)
         return value
-
-    async def policies_for(self, user: User) -> list[tuple[str, str]]:
-        hit, value = self._policies.get(user.id)
-        if hit:
-            return value
-        return await asyncio.to_thread(self.policies_for_sync, user)
 
     def invalidate(self) -> None:
         """Forget everything (tests; a CLI change in this process)."""

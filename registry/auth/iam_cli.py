@@ -1,7 +1,7 @@
 """``berth iam``: manage users, access keys and inline policies, like ``aws iam``.
 
-Works while the server runs (the store is SQLite in WAL mode); servers see changes within their
-credential cache's ttl (5 s). Output is JSON in the shape ``aws iam`` prints for the same
+Works while the server runs (on SQLite in WAL mode or PostgreSQL, whichever the config names);
+servers see changes within their credential cache's ttl (5 s). Output is JSON in the shape ``aws iam`` prints for the same
 operation, so scripts written for one work with the other. Exit status: 0 on success, 1 on an
 error (printed to stderr as ``An error occurred (Code) when calling the Op operation: ...``),
 2 on a configuration error. The only secret ever printed is the ``SecretAccessKey`` of
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from registry.config import Config, ConfigError, load_config
 
-if TYPE_CHECKING:  # the store (SQLite, cryptography) is imported when a command runs
-    from registry.auth.identities import AccessKey, IdentityStore, User
+if TYPE_CHECKING:  # the store (SQLAlchemy, cryptography) is imported when a command runs
+    from registry.auth.identities import AccessKey, Identities, User
 
-_Handler = Callable[["IdentityStore", argparse.Namespace, str], "dict[str, Any] | None"]
+_Handler = Callable[["Identities", argparse.Namespace, str], "dict[str, Any] | None"]
 
 
 class _UsageError(Exception):
@@ -59,23 +59,23 @@ def _policy_document(value: str) -> str:
 
 # -- operations --------------------------------------------------------------------------------
 
-def _create_user(store: IdentityStore, args: argparse.Namespace, account: str) -> dict[str, Any]:
+def _create_user(store: Identities, args: argparse.Namespace, account: str) -> dict[str, Any]:
     return {"User": _user_json(store.create_user(account, args.user_name))}
 
 
-def _get_user(store: IdentityStore, args: argparse.Namespace, account: str) -> dict[str, Any]:
+def _get_user(store: Identities, args: argparse.Namespace, account: str) -> dict[str, Any]:
     return {"User": _user_json(store.get_user(account, args.user_name))}
 
 
-def _list_users(store: IdentityStore, args: argparse.Namespace, account: str) -> dict[str, Any]:
+def _list_users(store: Identities, args: argparse.Namespace, account: str) -> dict[str, Any]:
     return {"Users": [_user_json(user) for user in store.list_users(account)]}
 
 
-def _delete_user(store: IdentityStore, args: argparse.Namespace, account: str) -> None:
+def _delete_user(store: Identities, args: argparse.Namespace, account: str) -> None:
     store.delete_user(account, args.user_name, force=args.force)
 
 
-def _create_access_key(store: IdentityStore, args: argparse.Namespace,
+def _create_access_key(store: Identities, args: argparse.Namespace,
                        account: str) -> dict[str, Any]:
     key, secret = store.create_access_key(account, args.user_name)
     return {"AccessKey": {"UserName": key.user_name, "AccessKeyId": key.id,
@@ -83,26 +83,26 @@ def _create_access_key(store: IdentityStore, args: argparse.Namespace,
                           "CreateDate": _date(key.created_at)}}
 
 
-def _list_access_keys(store: IdentityStore, args: argparse.Namespace,
+def _list_access_keys(store: Identities, args: argparse.Namespace,
                       account: str) -> dict[str, Any]:
     keys = store.list_access_keys(account, args.user_name)
     return {"AccessKeyMetadata": [_key_json(key) for key in keys]}
 
 
-def _update_access_key(store: IdentityStore, args: argparse.Namespace, account: str) -> None:
+def _update_access_key(store: Identities, args: argparse.Namespace, account: str) -> None:
     store.update_access_key(account, args.user_name, args.access_key_id, args.status)
 
 
-def _delete_access_key(store: IdentityStore, args: argparse.Namespace, account: str) -> None:
+def _delete_access_key(store: Identities, args: argparse.Namespace, account: str) -> None:
     store.delete_access_key(account, args.user_name, args.access_key_id)
 
 
-def _put_user_policy(store: IdentityStore, args: argparse.Namespace, account: str) -> None:
+def _put_user_policy(store: Identities, args: argparse.Namespace, account: str) -> None:
     document = _policy_document(args.policy_document)
     store.put_user_policy(account, args.user_name, args.policy_name, document)
 
 
-def _get_user_policy(store: IdentityStore, args: argparse.Namespace,
+def _get_user_policy(store: Identities, args: argparse.Namespace,
                      account: str) -> dict[str, Any]:
     text = store.get_user_policy(account, args.user_name, args.policy_name)
     # aws iam get-user-policy prints the document decoded, as a JSON object.
@@ -110,11 +110,11 @@ def _get_user_policy(store: IdentityStore, args: argparse.Namespace,
             "PolicyDocument": json.loads(text)}
 
 
-def _delete_user_policy(store: IdentityStore, args: argparse.Namespace, account: str) -> None:
+def _delete_user_policy(store: Identities, args: argparse.Namespace, account: str) -> None:
     store.delete_user_policy(account, args.user_name, args.policy_name)
 
 
-def _list_user_policies(store: IdentityStore, args: argparse.Namespace,
+def _list_user_policies(store: Identities, args: argparse.Namespace,
                         account: str) -> dict[str, Any]:
     return {"PolicyNames": store.list_user_policies(account, args.user_name)}
 
@@ -139,16 +139,18 @@ def _error(message: str) -> int:
 
 def _runner(operation: str, handler: _Handler) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from registry.auth.identities import IdentityError, IdentityStore, MalformedPolicyDocument
+        from registry.auth.identities import IdentityError, Identities, MalformedPolicyDocument
         from registry.auth.keys import MasterKeyError
+        from registry.metadata.errors import StoreError
+        from registry.metadata.migrate import SchemaBehindError
 
         try:
             config = _config(args)
-            store = IdentityStore.from_config(config)
-        except ConfigError as exc:
+            store = Identities.from_config(config)
+        except (ConfigError, SchemaBehindError) as exc:
             print(f"berth: {exc}", file=sys.stderr)
             return 2
-        except (_UsageError, MasterKeyError) as exc:
+        except (_UsageError, MasterKeyError, StoreError) as exc:
             return _error(str(exc))
         try:
             result = handler(store, args, getattr(args, "account", None) or config.default_account)
@@ -160,7 +162,7 @@ def _runner(operation: str, handler: _Handler) -> Callable[[argparse.Namespace],
         except IdentityError as exc:
             return _error(f"An error occurred ({exc.code}) when calling the {operation} "
                           f"operation: {exc.message}")
-        except _UsageError as exc:
+        except (_UsageError, StoreError) as exc:
             return _error(str(exc))
         finally:
             store.close()

@@ -27,7 +27,7 @@ from policies import cli as policy_cli
 
 if TYPE_CHECKING:
     from policies import Decision, Policy
-    from registry.auth.identities import IdentityStore
+    from registry.auth.identities import Identities
     from registry.auth.principal import Principal
     from registry.config import Config
 
@@ -104,14 +104,16 @@ async def simulate(config: Config, *, principal: str, action: str, resource: str
     """
     from registry.auth.authorize import AccessRequest
     from registry.auth.credential_cache import CredentialCache
-    from registry.auth.identities import IdentityStore
-    from registry.auth.keys import master_key_path
+    from registry.auth.identities import Identities
+    from registry.auth.keys import SecretBox, load_or_create_master_key, master_key_path
     from registry.auth.policy_authorizer import PolicyAuthorizer
     from registry.auth.policy_files import PolicyDirectory
     from registry.datadir import ensure_data_dir
-    from registry.metadata.store import SQLiteMetadataStore
+    from registry.metadata.factory import open_store
 
-    if not config.metadata_path.is_file() or not master_key_path(config.data_dir).is_file():
+    sqlite_missing = (config.metadata.backend == "sqlite"
+                      and not config.metadata_path.is_file())
+    if sqlite_missing or not master_key_path(config.data_dir).is_file():
         raise Unusable(f"{config.data_dir} holds no registry (no metadata.db or master.key): "
                        "start the server on it once, or name the right --data/--config")
     ensure_data_dir(config.data_dir)
@@ -120,22 +122,24 @@ async def simulate(config: Config, *, principal: str, action: str, resource: str
         policy_dir = PolicyDirectory(config.auth.policy_dir)
         for problem in policy_dir.reload():
             print(f"warning: skipped as the server does: {problem}", file=err or sys.stderr)
-    store = IdentityStore.from_config(config)
-    metadata = SQLiteMetadataStore(config.metadata_path)
+    # One store for identities and repositories, as in the server: the SQLite file or the
+    # PostgreSQL database the config names.
+    metadata = open_store(config)
     try:
-        caller = _principal(store, principal)
+        identities = Identities(metadata, SecretBox(load_or_create_master_key(config.data_dir)))
+        caller = _principal(identities, principal)
         access = AccessRequest(principal=caller, action=action, resource=resource,
                                account=_resource_account(config, caller, resource))
-        authorizer = PolicyAuthorizer(metadata=metadata, credentials=CredentialCache(store),
+        authorizer = PolicyAuthorizer(metadata=metadata,
+                                      credentials=CredentialCache(identities),
                                       policy_dir=policy_dir)
         return await authorizer.evaluate(access, extra_identity=extra_identity,
                                          extra_resource=extra_resource, context=context)
     finally:
         await metadata.close()
-        store.close()
 
 
-def _principal(store: IdentityStore, arn: str) -> Principal:
+def _principal(store: Identities, arn: str) -> Principal:
     from registry.auth.authenticate import principal_for
     from registry.auth.iam_rules import NoSuchEntity
     from registry.auth.principal import ANONYMOUS

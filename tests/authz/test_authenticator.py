@@ -14,9 +14,10 @@ from aiohttp.test_utils import make_mocked_request
 
 from registry.auth.authenticate import Authenticator
 from registry.auth.credential_cache import CredentialCache, TTLMap
-from registry.auth.identities import IdentityStore
+from registry.auth.identities import Identities
 from registry.auth.keys import SecretBox, load_or_create_master_key
 from registry.auth.tokens import TokenSigner
+from registry.metadata.store import SQLiteMetadataStore
 from registry.oci.errors import Unauthorized
 from tests.identities.conftest import Clock
 
@@ -25,8 +26,8 @@ ACCOUNT = "000000000000"
 
 @pytest.fixture
 def world(tmp_path):
-    store = IdentityStore(tmp_path / "metadata.db",
-                          SecretBox(load_or_create_master_key(tmp_path)))
+    metadata = SQLiteMetadataStore(tmp_path / "metadata.db")
+    store = Identities(metadata, SecretBox(load_or_create_master_key(tmp_path)))
     user = store.create_user(ACCOUNT, "carol")
     key, _ = store.create_access_key(ACCOUNT, "carol")
     clock = Clock()
@@ -37,7 +38,7 @@ def world(tmp_path):
     password, _ = signer.issue(principal_arn=user.arn, account=ACCOUNT, user_id=user.id,
                                access_key_id=key.id, now=time.time())
     yield store, key, clock, authenticator, password
-    store.close()
+    metadata.db.close_sync()
 
 
 def request_with(password: str, *, scheme: str = "basic", host: str = "registry.test:5000"):

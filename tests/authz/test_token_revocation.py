@@ -39,7 +39,7 @@ def new_user(auth_server, unique: str):
 
 
 def test_default_window_is_the_credential_cache_ttl():
-    assert CredentialCache(store=None).ttl == WINDOW  # type: ignore[arg-type]
+    assert CredentialCache(identities=None).ttl == WINDOW  # type: ignore[arg-type]
 
 
 def test_token_fails_after_its_user_is_deleted(auth_server, unique):

@@ -105,7 +105,7 @@ def test_every_file_in_the_data_dir_is_private(tmp_path, umask, workers, fresh):
 
 def test_an_in_process_app_makes_its_data_dir_private(tmp_path):
     from registry.app import create_app
-    from registry.appkeys import IDENTITIES, METADATA
+    from registry.appkeys import METADATA
     from registry.config import load_config
 
     data_dir = tmp_path / "data"
@@ -120,4 +120,3 @@ def test_an_in_process_app_makes_its_data_dir_private(tmp_path):
             assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
     finally:
         asyncio.run(app[METADATA].close())
-        app[IDENTITIES].close()

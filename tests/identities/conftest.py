@@ -1,4 +1,5 @@
-"""Fixtures for the identity tests: a store on a temporary SQLite file, a controllable clock."""
+"""Fixtures for the identity tests: ``Identities`` over a fresh metadata store on every backend
+(SQLite and PostgreSQL, from the contract suite's fixtures), a controllable clock."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 
 import pytest
 
-from registry.auth.identities import IdentityStore
+from registry.auth.identities import Identities
 from registry.auth.keys import SecretBox, load_or_create_master_key
+from tests.metadata.conftest import backend, metadata_config, store_factory  # noqa: F401
 
 ACCOUNT = "000000000000"
 OTHER_ACCOUNT = "111122223333"
@@ -50,12 +52,11 @@ def box(tmp_path) -> SecretBox:
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "metadata.db"
+def metadata(store_factory):
+    """The metadata store under the identities (a migrated, empty database)."""
+    return store_factory()
 
 
 @pytest.fixture
-def store(db_path, box):
-    s = IdentityStore(db_path, box)
-    yield s
-    s.close()
+def store(metadata, box) -> Identities:
+    return Identities(metadata, box)

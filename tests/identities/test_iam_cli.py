@@ -6,6 +6,7 @@ until then, the command's own `register` on a fresh argparse parser, in process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from registry.auth import iam_cli
-from registry.auth.identities import IdentityStore
+from registry.auth.identities import Identities
 from registry.config import load_config
 from registry.logs import JSONFormatter
 from tests.identities.conftest import BROKEN_POLICY, PULL_POLICY, PUSH_POLICY
@@ -128,9 +129,9 @@ def test_create_access_key_prints_exactly_aws_iams_json(cli, tmp_path):
     _iso(key["CreateDate"])
 
     config = load_config(environ={}, overrides={"data_dir": str(cli.data)})
-    store = IdentityStore.from_config(config)
+    store = Identities.from_config(config)
     try:
-        user, secret = store.lookup_access_key(key["AccessKeyId"])
+        user, secret = asyncio.run(store.lookup_access_key(key["AccessKeyId"]))
     finally:
         store.close()
     assert (user.name, secret) == ("alice", key["SecretAccessKey"])
@@ -224,7 +225,7 @@ def test_config_file_names_the_data_dir(cli, tmp_path):
     config.write_text(f'data_dir = "{cli.data}"\ndefault_account = "123456789012"\n')
     created = cli("create-user", "--user-name", "carol", "--config", str(config), data=False)
     assert created.json()["User"]["Arn"] == "arn:aws:iam::123456789012:user/carol"
-    store = IdentityStore.from_config(load_config(config, environ={}))
+    store = Identities.from_config(load_config(config, environ={}))
     try:
         assert [u.name for u in store.list_users()] == ["carol"]
     finally:
@@ -233,6 +234,27 @@ def test_config_file_names_the_data_dir(cli, tmp_path):
     broken.write_text('nonsense = 1\n')
     result = cli("list-users", "--config", str(broken), data=False)
     assert result.code == 2 and "nonsense: unknown key" in result.err
+
+
+def test_a_config_naming_postgresql_manages_that_database(cli, tmp_path, postgres):
+    """Identities live where the config's [metadata] url says, not in a SQLite file of the
+    data dir; the data dir's master key seals and opens the secrets."""
+    url = postgres.create_database("iamcli")
+    config = tmp_path / "berth.toml"
+    config.write_text(f'data_dir = "{cli.data}"\n[metadata]\nurl = "{url}"\n'
+                      'upgrade = "auto"\n')
+    created = cli("create-user", "--user-name", "dana", "--config", str(config), data=False)
+    assert created.code == 0, created.err
+    key = cli("create-access-key", "--user-name", "dana", "--config", str(config),
+              data=False).json()["AccessKey"]
+    assert not (cli.data / "metadata.db").exists()
+    store = Identities.from_config(load_config(config, environ={}))
+    try:
+        assert [u.name for u in store.list_users()] == ["dana"]
+        user, secret = asyncio.run(store.lookup_access_key(key["AccessKeyId"]))
+        assert (user.name, secret) == ("dana", key["SecretAccessKey"])
+    finally:
+        store.close()
 
 
 def test_the_secret_appears_once_only_in_create_access_keys_stdout(any_cli, tmp_path):
@@ -291,16 +313,16 @@ def test_changes_reach_a_running_server_within_the_cache_ttl(cli):
     from tests.identities.conftest import Clock
 
     config = load_config(environ={}, overrides={"data_dir": str(cli.data)})
-    server = IdentityStore.from_config(config)
+    server = Identities.from_config(config)
     clock = Clock()
     cache = CredentialCache(server, ttl=5.0, clock=clock)
     try:
         cli("create-user", "--user-name", "alice")
         key = cli("create-access-key", "--user-name", "alice").json()["AccessKey"]
-        assert cache.lookup_sync(key["AccessKeyId"])[1] == key["SecretAccessKey"]
+        assert asyncio.run(cache.lookup(key["AccessKeyId"]))[1] == key["SecretAccessKey"]
         cli("delete-access-key", "--user-name", "alice", "--access-key-id", key["AccessKeyId"])
-        assert cache.lookup_sync(key["AccessKeyId"]) is not None  # cached, within ttl
+        assert asyncio.run(cache.lookup(key["AccessKeyId"])) is not None  # cached, within ttl
         clock.advance(5.0)
-        assert cache.lookup_sync(key["AccessKeyId"]) is None
+        assert asyncio.run(cache.lookup(key["AccessKeyId"])) is None
     finally:
         server.close()

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from registry.auth.bootstrap import bootstrap
-from registry.auth.identities import IdentityStore
+from registry.auth.identities import Identities
 from registry.cli import main
 from registry.config import load_config
 from tests.identities.conftest import ACCOUNT, BROKEN_POLICY, PUSH_POLICY
@@ -30,7 +30,7 @@ def deployment(tmp_path):
     config_file.write_text(f'data_dir = "{data}"\n[auth]\npolicy_dir = "{policy_dir}"\n')
     config = load_config(config_file, environ={})
     bootstrap(config)
-    store = IdentityStore.from_config(config)
+    store = Identities.from_config(config)
     store.create_user(ACCOUNT, "ci")
     store.close()
     return config_file, data, policy_dir

@@ -1,22 +1,24 @@
-"""IdentityStore: users, access keys and inline policies with IAM's rules; the credential cache."""
+"""Identities over the metadata store, on SQLite and PostgreSQL: users, access keys and inline
+policies with IAM's rules; secrets encrypted at rest; the credential cache."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
-import sqlite3
-
-from registry.metadata.migrate import head
 
 import pytest
+import sqlalchemy as sa
 
 from registry.auth.credential_cache import CredentialCache
 from registry.auth.identities import (
-    AccessKey, DeleteConflict, EntityAlreadyExists, IdentityStore,
+    AccessKey, DeleteConflict, EntityAlreadyExists, Identities,
     LimitExceeded, MalformedPolicyDocument, NoSuchEntity, User, ValidationError,
 )
 from registry.auth.keys import SecretBox, SecretBoxError
+from registry.metadata import tables as t
+from registry.metadata.database import query
+from registry.metadata.migrate import current, head
 from tests.identities.conftest import (
     ACCOUNT, BROKEN_POLICY, OTHER_ACCOUNT, PULL_POLICY, PUSH_POLICY, Clock,
 )
@@ -24,6 +26,23 @@ from tests.identities.conftest import (
 USER_ID = re.compile(r"AIDA[A-Z2-7]{17}")
 KEY_ID = re.compile(r"AKIA[A-Z2-7]{16}")
 SECRET = re.compile(r"[A-Za-z0-9+/]{40}")
+
+
+# What is really stored, read and changed through the store's own Conn seam (any backend).
+@query
+def _stored_secret(d):
+    return sa.select(t.access_keys.c.secret_ciphertext).where(
+        t.access_keys.c.id == sa.bindparam("key"))
+
+
+@query
+def _overwrite_secret(d):
+    return sa.update(t.access_keys).where(t.access_keys.c.id == sa.bindparam("key")).values(
+        secret_ciphertext=sa.bindparam("sealed"))
+
+
+def stored_secret(metadata, key_id: str) -> str:
+    return metadata.db.read_sync(lambda c: c.scalar(_stored_secret, key=key_id))
 
 
 # -- users -------------------------------------------------------------------------------------
@@ -95,33 +114,33 @@ def test_delete_user_refuses_while_keys_or_policies_remain(store):
         store.delete_user(ACCOUNT, "alice")
 
 
-def test_forced_delete_takes_keys_and_policies_along(store):
+async def test_forced_delete_takes_keys_and_policies_along(store):
     store.create_user(ACCOUNT, "alice")
     key, _ = store.create_access_key(ACCOUNT, "alice")
     store.put_user_policy(ACCOUNT, "alice", "pull", PULL_POLICY)
     store.delete_user(ACCOUNT, "alice", force=True)
-    assert store.lookup_access_key(key.id) is None
+    assert await store.lookup_access_key(key.id) is None
     recreated = store.create_user(ACCOUNT, "alice")
-    assert store.policies_for(recreated) == []
+    assert await store.policies_for(recreated) == []
     assert store.list_access_keys(ACCOUNT, "alice") == []
 
 
 # -- access keys -------------------------------------------------------------------------------
 
-def test_access_key_lifecycle(store, db_path):
+async def test_access_key_lifecycle(store, metadata):
     alice = store.create_user(ACCOUNT, "alice")
     key, secret = store.create_access_key(ACCOUNT, "alice")
     assert KEY_ID.fullmatch(key.id) and len(key.id) == 20
     assert SECRET.fullmatch(secret)
     assert (key.user_name, key.account, key.status) == ("alice", ACCOUNT, "Active")
-    assert store.lookup_access_key(key.id) == (alice, secret)
+    assert await store.lookup_access_key(key.id) == (alice, secret)
     assert store.list_access_keys(ACCOUNT, "alice") == [key]
 
-    raw = sqlite3.connect(db_path).execute("SELECT secret_ciphertext FROM access_keys").fetchone()
-    assert secret not in raw[0] and secret.encode() not in base64.b64decode(raw[0])
+    raw = stored_secret(metadata, key.id)
+    assert secret not in raw and secret.encode() not in base64.b64decode(raw)
 
     store.delete_access_key(ACCOUNT, "alice", key.id)
-    assert store.lookup_access_key(key.id) is None
+    assert await store.lookup_access_key(key.id) is None
     with pytest.raises(NoSuchEntity, match=f"The Access Key with id {key.id} cannot be found."):
         store.delete_access_key(ACCOUNT, "alice", key.id)
 
@@ -142,93 +161,79 @@ def test_access_key_for_a_missing_user(store):
         store.create_access_key(ACCOUNT, "ghost")
 
 
-def test_a_key_can_only_be_deleted_through_its_owner(store):
+async def test_a_key_can_only_be_deleted_through_its_owner(store):
     store.create_user(ACCOUNT, "alice")
     store.create_user(ACCOUNT, "bob")
     key, _ = store.create_access_key(ACCOUNT, "alice")
     with pytest.raises(NoSuchEntity):
         store.delete_access_key(ACCOUNT, "bob", key.id)
-    assert store.lookup_access_key(key.id) is not None
+    assert await store.lookup_access_key(key.id) is not None
 
 
-def test_inactive_keys_do_not_authenticate(store):
+async def test_inactive_keys_do_not_authenticate(store):
     store.create_user(ACCOUNT, "alice")
     key, secret = store.create_access_key(ACCOUNT, "alice")
     store.update_access_key(ACCOUNT, "alice", key.id, "Inactive")
-    assert store.lookup_access_key(key.id) is None
+    assert await store.lookup_access_key(key.id) is None
     assert store.list_access_keys(ACCOUNT, "alice")[0].status == "Inactive"
     store.update_access_key(ACCOUNT, "alice", key.id, "Active")
-    assert store.lookup_access_key(key.id)[1] == secret
+    assert (await store.lookup_access_key(key.id))[1] == secret
     with pytest.raises(ValidationError):
         store.update_access_key(ACCOUNT, "alice", key.id, "Disabled")
 
 
 @pytest.mark.parametrize("key_id", ["", "AKIA", "akiaaaaaaaaaaaaaaaaa", "AKIA0000000000000000",
                                     "ASIAAAAAAAAAAAAAAAAA", "AKIAAAAAAAAAAAAAAAAA'--"])
-def test_unknown_or_malformed_key_ids_are_not_found(store, key_id):
-    assert store.lookup_access_key(key_id) is None
+async def test_unknown_or_malformed_key_ids_are_not_found(store, key_id):
+    assert await store.lookup_access_key(key_id) is None
 
 
-def test_a_ciphertext_moved_to_another_key_does_not_decrypt(store, db_path):
+async def test_a_ciphertext_moved_to_another_key_does_not_decrypt(store, metadata):
     store.create_user(ACCOUNT, "alice")
     first, _ = store.create_access_key(ACCOUNT, "alice")
     second, _ = store.create_access_key(ACCOUNT, "alice")
-    with sqlite3.connect(db_path) as raw:
-        (stolen,) = raw.execute("SELECT secret_ciphertext FROM access_keys WHERE id = ?",
-                                (first.id,)).fetchone()
-        raw.execute("UPDATE access_keys SET secret_ciphertext = ? WHERE id = ?",
-                    (stolen, second.id))
-    assert store.lookup_access_key(first.id) is not None
+    stolen = stored_secret(metadata, first.id)
+    metadata.db.write_sync(lambda c: c.run(_overwrite_secret, key=second.id, sealed=stolen))
+    assert await store.lookup_access_key(first.id) is not None
     with pytest.raises(SecretBoxError):
-        store.lookup_access_key(second.id)
+        await store.lookup_access_key(second.id)
 
 
-def test_another_master_key_cannot_read_the_secrets(store, db_path):
+async def test_another_master_key_cannot_read_the_secrets(store, metadata):
     store.create_user(ACCOUNT, "alice")
     key, _ = store.create_access_key(ACCOUNT, "alice")
-    intruder = IdentityStore(db_path, SecretBox(bytes(32)))
-    try:
-        with pytest.raises(SecretBoxError):
-            intruder.lookup_access_key(key.id)
-    finally:
-        intruder.close()
+    intruder = Identities(metadata, SecretBox(bytes(32)))
+    with pytest.raises(SecretBoxError):
+        await intruder.lookup_access_key(key.id)
 
 
-def test_a_second_process_store_sees_changes_at_once(store, db_path, box):
-    """The CLI and the server open the same file: WAL readers see committed writes."""
-    server = IdentityStore(db_path, box)
-    try:
-        store.create_user(ACCOUNT, "alice")
-        key, secret = store.create_access_key(ACCOUNT, "alice")
-        assert server.lookup_access_key(key.id)[1] == secret
-        store.delete_access_key(ACCOUNT, "alice", key.id)
-        assert server.lookup_access_key(key.id) is None
-    finally:
-        server.close()
+async def test_a_second_process_store_sees_changes_at_once(store, store_factory, box):
+    """The CLI and the server (or two nodes) open the same database: committed writes are
+    seen at once."""
+    server = Identities(store_factory(), box)
+    store.create_user(ACCOUNT, "alice")
+    key, secret = store.create_access_key(ACCOUNT, "alice")
+    assert (await server.lookup_access_key(key.id))[1] == secret
+    store.delete_access_key(ACCOUNT, "alice", key.id)
+    assert await server.lookup_access_key(key.id) is None
 
 
-def test_schema_is_applied_once_and_survives_reopening(db_path, box):
-    first = IdentityStore(db_path, box)
-    first.create_user(ACCOUNT, "alice")
-    first.close()
-    again = IdentityStore(db_path, box)
-    try:
-        assert [u.name for u in again.list_users()] == ["alice"]
-        versions = [row[0] for row in again._read("SELECT version_num FROM alembic_version")]
-        assert versions == [head()]
-    finally:
-        again.close()
+def test_schema_is_applied_once_and_survives_reopening(store, store_factory, box):
+    store.create_user(ACCOUNT, "alice")
+    again = store_factory()
+    assert [u.name for u in Identities(again, box).list_users()] == ["alice"]
+    assert current(again.db.engine()) == head()
 
 
 # -- inline policies ---------------------------------------------------------------------------
 
-def test_put_get_list_delete_user_policies(store):
+async def test_put_get_list_delete_user_policies(store):
     alice = store.create_user(ACCOUNT, "alice")
     store.put_user_policy(ACCOUNT, "alice", "push", PUSH_POLICY)
     store.put_user_policy(ACCOUNT, "alice", "pull", PULL_POLICY)
     assert store.get_user_policy(ACCOUNT, "alice", "pull") == PULL_POLICY
     assert store.list_user_policies(ACCOUNT, "alice") == ["pull", "push"]
-    assert store.policies_for(alice) == [("pull", PULL_POLICY), ("push", PUSH_POLICY)]
+    assert await store.policies_for(alice) == [("pull", PULL_POLICY), ("push", PUSH_POLICY)]
     store.put_user_policy(ACCOUNT, "alice", "pull", PUSH_POLICY)  # replace
     assert store.get_user_policy(ACCOUNT, "alice", "pull") == PUSH_POLICY
     store.delete_user_policy(ACCOUNT, "alice", "pull")
@@ -239,7 +244,7 @@ def test_put_get_list_delete_user_policies(store):
         store.delete_user_policy(ACCOUNT, "alice", "pull")
 
 
-def test_an_invalid_policy_reports_every_problem_and_keeps_the_previous(store):
+async def test_an_invalid_policy_reports_every_problem_and_keeps_the_previous(store):
     alice = store.create_user(ACCOUNT, "alice")
     store.put_user_policy(ACCOUNT, "alice", "pull", PULL_POLICY)
     with pytest.raises(MalformedPolicyDocument) as caught:
@@ -247,7 +252,7 @@ def test_an_invalid_policy_reports_every_problem_and_keeps_the_previous(store):
     paths = [problem.path for problem in caught.value.problems]
     assert paths == ["Statement[0].Effect", "Statement[1].Condition.StringEqualz"]
     assert caught.value.code == "MalformedPolicyDocument" and caught.value.status == 400
-    assert store.policies_for(alice) == [("pull", PULL_POLICY)]
+    assert await store.policies_for(alice) == [("pull", PULL_POLICY)]
 
 
 @pytest.mark.parametrize("document, problem", [
@@ -278,66 +283,66 @@ def test_policy_name_and_user_are_checked(store):
 # -- credential cache --------------------------------------------------------------------------
 
 class CountingStore:
-    """The real store, counting the lookups that reach it."""
+    """The real identities, counting the lookups that reach them."""
 
-    def __init__(self, store: IdentityStore) -> None:
+    def __init__(self, store: Identities) -> None:
         self.store = store
         self.key_lookups = 0
         self.policy_lookups = 0
 
-    def lookup_access_key(self, key_id: str) -> tuple[User, str] | None:
+    async def lookup_access_key(self, key_id: str) -> tuple[User, str] | None:
         self.key_lookups += 1
-        return self.store.lookup_access_key(key_id)
+        return await self.store.lookup_access_key(key_id)
 
-    def policies_for(self, user: User) -> list[tuple[str, str]]:
+    async def policies_for(self, user: User) -> list[tuple[str, str]]:
         self.policy_lookups += 1
-        return self.store.policies_for(user)
+        return await self.store.policies_for(user)
 
 
-def test_cache_memoises_lookups_and_revocation_lands_within_ttl(store, clock):
+async def test_cache_memoises_lookups_and_revocation_lands_within_ttl(store, clock):
     alice = store.create_user(ACCOUNT, "alice")
     key, secret = store.create_access_key(ACCOUNT, "alice")
     counting = CountingStore(store)
     cache = CredentialCache(counting, ttl=5.0, clock=clock)  # type: ignore[arg-type]
     for _ in range(100):
-        assert cache.lookup_sync(key.id) == (alice, secret)
+        assert await cache.lookup(key.id) == (alice, secret)
     assert counting.key_lookups == 1
     store.delete_access_key(ACCOUNT, "alice", key.id)
     clock.advance(4.9)
-    assert cache.lookup_sync(key.id) == (alice, secret)  # still cached: within ttl
+    assert await cache.lookup(key.id) == (alice, secret)  # still cached: within ttl
     clock.advance(0.2)
-    assert cache.lookup_sync(key.id) is None
+    assert await cache.lookup(key.id) is None
     assert counting.key_lookups == 2
 
 
-def test_cache_remembers_unknown_keys_too(store, clock):
+async def test_cache_remembers_unknown_keys_too(store, clock):
     counting = CountingStore(store)
     cache = CredentialCache(counting, ttl=5.0, clock=clock)  # type: ignore[arg-type]
     for _ in range(10):
-        assert cache.lookup_sync("AKIAAAAAAAAAAAAAAAAA") is None
+        assert await cache.lookup("AKIAAAAAAAAAAAAAAAAA") is None
     assert counting.key_lookups == 1
 
 
-def test_cache_is_bounded(store, clock):
+async def test_cache_is_bounded(store, clock):
     cache = CredentialCache(store, ttl=5.0, maxsize=3, clock=clock)
     for i in range(10):
-        cache.lookup_sync(f"AKIA{i:016d}")
+        await cache.lookup(f"AKIA{i:016d}")
     assert len(cache._keys._entries) == 3
 
 
-def test_cache_memoises_policies(store, clock):
+async def test_cache_memoises_policies(store, clock):
     alice = store.create_user(ACCOUNT, "alice")
     store.put_user_policy(ACCOUNT, "alice", "pull", PULL_POLICY)
     counting = CountingStore(store)
     cache = CredentialCache(counting, ttl=5.0, clock=clock)  # type: ignore[arg-type]
-    assert cache.policies_for_sync(alice) == [("pull", PULL_POLICY)]
+    assert await cache.policies_for(alice) == [("pull", PULL_POLICY)]
     store.put_user_policy(ACCOUNT, "alice", "push", PUSH_POLICY)
-    assert cache.policies_for_sync(alice) == [("pull", PULL_POLICY)]
+    assert await cache.policies_for(alice) == [("pull", PULL_POLICY)]
     clock.advance(5.0)
-    assert [n for n, _ in cache.policies_for_sync(alice)] == ["pull", "push"]
+    assert [n for n, _ in await cache.policies_for(alice)] == ["pull", "push"]
     assert counting.policy_lookups == 2
     cache.invalidate()
-    cache.policies_for_sync(alice)
+    await cache.policies_for(alice)
     assert counting.policy_lookups == 3
 
 

@@ -75,3 +75,35 @@ def test_missing_database_is_an_error_not_a_new_file(tmp_path, capsys):
     assert berth("webhooks", "deliveries", "--data", str(tmp_path / "nowhere")) == 1
     assert "no metadata database" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_deliveries_are_read_from_the_configured_postgresql_database(tmp_path, capsys,
+                                                                     postgres):
+    """A delivery queued on PostgreSQL and not attempted yet is listed as PENDING."""
+    from registry.config import load_config
+    from registry.metadata.factory import open_store
+    from registry.metadata.writes import NewJob, apply
+    from scanner.webhook_log import DELIVER_JOB
+
+    url = postgres.create_database("webhookcli")
+    config_file = tmp_path / "berth.toml"
+    config_file.write_text(f'data_dir = "{tmp_path / "data"}"\n[metadata]\nurl = "{url}"\n'
+                           'upgrade = "auto"\n')
+    (tmp_path / "data").mkdir()
+
+    async def queue() -> None:
+        store = open_store(load_config(config_file, environ={}))
+        event = {"id": "ev-1", "detail-type": "ECR Image Action",
+                 "detail": {"repository-name": "team/app"}}
+        try:
+            await store.db.write(lambda c: apply(c, [NewJob(DELIVER_JOB, {
+                "delivery": "dl-1", "endpoint": "ci", "event": event})], now=1_700_000_000.0))
+        finally:
+            await store.close()
+
+    asyncio.run(queue())
+    assert berth("webhooks", "deliveries", "--config", str(config_file), "--json") == 0
+    [delivery] = json.loads(capsys.readouterr().out)["deliveries"]
+    assert (delivery["id"], delivery["endpoint"], delivery["repository"]) == (
+        "dl-1", "ci", "team/app")
+    assert (delivery["status"], delivery["attempts"], delivery["history"]) == ("PENDING", 0, [])
