@@ -8,14 +8,20 @@ references and tag mutability, publish the bytes, write manifest, references, ta
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Awaitable, Callable, Sequence
 
 from registry.blobcache import BlobCache
-from registry.metadata.models import Event, MissingReferencesError, Repository, RepositorySettings
+from registry.metadata.database import SQLiteConn
+from registry.metadata.models import (
+    Event, ManifestRecord, MissingReferencesError, Repository, RepositorySettings,
+)
 from registry.metadata.store import SQLiteMetadataStore
 from registry.oci.digests import Digest, digest_bytes
 from registry.oci.manifests import ParsedManifest, parse_manifest
+from registry.metadata.writes import Write, apply
 from registry.storage.base import BlobStore
 
 
@@ -71,14 +77,15 @@ async def put_image(*, metadata: SQLiteMetadataStore, blobs: BlobStore, cache: B
                     repository: Repository, body: bytes, content_type: str | None,
                     tags: tuple[str, ...], expected_digest: Digest | None = None,
                     reject_unchanged: bool = False, announce: bool = True,
-                    in_transaction=None) -> PushedImage:
+                    writes_for: Callable[[ManifestRecord], Awaitable[Sequence[Write]]]
+                    | None = None) -> PushedImage:
     """Store a manifest and its tags atomically.
 
     ``reject_unchanged`` gives ECR PutImage's rule: pushing the same manifest with the same
     tag (or untagged, when it already exists) is ``ImageAlreadyExistsError``. ``announce``
     writes the ``image.pushed`` event (Berth's own SBOM referrers are not announced).
-    ``in_transaction(conn, record)`` runs inside the manifest's transaction (scan on push
-    enqueues its job there, so a push is never stored without its scan).
+    ``writes_for(record)`` gives typed writes stored in the manifest's transaction (scan on
+    push requests its scan there, so a push is never stored without its scan).
 
     Raises:
         ManifestInvalid (OCI error) for a malformed manifest, ManifestDigestMismatchError,
@@ -89,6 +96,7 @@ async def put_image(*, metadata: SQLiteMetadataStore, blobs: BlobStore, cache: B
         raise ManifestDigestMismatchError(expected_digest, digest)
     parsed = parse_manifest(body, content_type)
     record = parsed.record(digest, len(body))
+    writes = list(await writes_for(record)) if writes_for is not None else []
     settings = repository.settings
 
     def check_tag(tag: str, current: str | None) -> None:
@@ -111,12 +119,20 @@ async def put_image(*, metadata: SQLiteMetadataStore, blobs: BlobStore, cache: B
     try:
         await metadata.put_manifest(repository.id, record, tags, publish,
                                     [event] if announce else [], check_tag=check_tag,
-                                    extra=in_transaction)
+                                    extra=_legacy_writes(writes))
     except BaseException:
         blobs.discard(staged)
         raise
     cache.put(str(digest), body)
     return PushedImage(digest=digest, parsed=parsed, tags=tags, size=len(body))
+
+
+def _legacy_writes(writes: Sequence[Write]):
+    """Transitional: the legacy SQLite ``put_manifest`` takes a callback on its raw
+    connection; the Core ``put_manifest(writes=...)`` replaces this."""
+    if not writes:
+        return None
+    return lambda raw, _record: apply(SQLiteConn(raw, set()), writes, now=time.time())
 
 
 __all__ = ["ImageAlreadyExistsError", "ImmutableTagError", "ManifestDigestMismatchError",

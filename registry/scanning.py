@@ -14,9 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 from registry.appkeys import JOBS_QUEUED
-from registry.events import enqueue_in
 from registry.metadata.models import ManifestRecord, Repository
-from registry.metadata.scan_queries import mark_scan_requested
+from registry.metadata.writes import NewJob, RequestScan, Write
 from registry.oci.manifests import INDEX_TYPES
 
 SETTING = "SCANNING_CONFIGURATION"
@@ -129,19 +128,23 @@ def is_scannable(record: ManifestRecord) -> bool:
     return record.artifact_type in IMAGE_CONFIG_TYPES
 
 
-async def push_hook(metadata, repo: Repository):
-    """The in-transaction step that queues a scan for a pushed image when the registry's
-    rules (or the repository's scanOnPush) say so; None when nothing is to be scanned."""
+def scan_request(repo: Repository, digest: str, *, scan_type: str, reason: str,
+                 priority: int, idempotency_key: str | None = None) -> RequestScan:
+    """The write that requests a scan of ``digest`` and queues its job."""
+    payload = {"account": repo.account, "repository": repo.name, "digest": digest,
+               "scanType": scan_type, "reason": reason}
+    return RequestScan(repo.id, digest, NewJob(SCAN_JOB, payload, priority=priority,
+                                               idempotency_key=idempotency_key),
+                       scan_type=scan_type)
+
+
+async def push_hook(metadata, repo: Repository, record: ManifestRecord) -> list[Write]:
+    """The writes that go into a pushed manifest's transaction: a scan request when the
+    registry's rules (or the repository's scanOnPush) say to scan it on push, else none."""
+    if not is_scannable(record):
+        return []
     config = await load_configuration(metadata, repo.account)
     if not scans_on_push(config, repo):
-        return None
-
-    def hook(conn, record: ManifestRecord) -> None:
-        if not is_scannable(record):
-            return
-        mark_scan_requested(conn, repo.id, record.digest, config.scan_type)
-        enqueue_in(conn, SCAN_JOB, {"account": repo.account, "repository": repo.name,
-                                    "digest": record.digest, "scanType": config.scan_type,
-                                    "reason": "push"}, priority=PUSH_PRIORITY)
-
-    return hook
+        return []
+    return [scan_request(repo, record.digest, scan_type=config.scan_type, reason="push",
+                         priority=PUSH_PRIORITY)]

@@ -58,7 +58,8 @@ async def put_image_op(call: ECRCall) -> dict[str, Any]:
                                  repository=repo, body=body, content_type=media_type,
                                  tags=(tag,) if tag else (), expected_digest=expected,
                                  reject_unchanged=True,
-                                 in_transaction=await scanning.push_hook(call.metadata, repo))
+                                 writes_for=lambda record: scanning.push_hook(
+                                     call.metadata, repo, record))
     except ManifestDigestMismatchError as exc:
         raise ImageDigestDoesNotMatchException(
             f"The specified digest '{exc.expected}' does not match the digest of the manifest "

@@ -23,12 +23,11 @@ from registry.metadata.models import (
     Event, ManifestRecord, MissingReferencesError, Reference, Repository,
 )
 from registry.metadata.rows import MANIFEST_COLUMNS, REPOSITORY_COLUMNS, manifest_row, repository_row
-from registry.metadata.scan_queries import ScanQueries
 from registry.metadata.database import SQLiteDatabase
 from registry.metadata.sqlite_connect import connect  # noqa: F401 - re-exported
 
 
-class LegacySQLiteQueries(ECRQueries, ScanQueries, DeleteQueries):
+class LegacySQLiteQueries(ECRQueries, DeleteQueries):
     """Queries still written as raw SQLite SQL, moving to the Core modules one by one
     (SQLite only; they go away once every caller uses the new mixins)."""
 

@@ -170,7 +170,7 @@ async def put_manifest(request: web.Request) -> web.Response:
             cache=request.app[BLOB_CACHE], repository=repo, body=body,
             content_type=request.headers.get("Content-Type"), tags=tuple(tags),
             expected_digest=url_digest,
-            in_transaction=await scanning.push_hook(request.app[METADATA], repo))
+            writes_for=lambda record: scanning.push_hook(request.app[METADATA], repo, record))
     except ManifestDigestMismatchError as exc:
         raise DigestInvalid(str(exc), detail={"digest": str(exc.expected)}) from None
     except MissingReferencesError as exc:

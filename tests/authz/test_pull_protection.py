@@ -24,6 +24,8 @@ import pytest
 from registry.app import create_app
 from registry.appkeys import BLOB_CACHE, BLOBS, METADATA
 from registry.config import load_config
+from registry.metadata.writes import NewJob
+from registry.scanning import SCAN_JOB
 from scanner import Cvss, Finding, ScanReport, ScanStatus
 from scanner.jobs import ScanService
 from tests.authz.ecr_local import ecr_call, ecr_ok
@@ -67,7 +69,7 @@ async def scan(client, name: str, results: dict[str, ScanReport], tmp_path, *,
                           "us-east-1")
     for digest in results:
         await metadata.start_scan(repo.id, digest, scan_type="BASIC", min_interval=None,
-                                  enqueue=lambda conn: None)
+                                  job=NewJob(SCAN_JOB, {}))
         await service.run({"account": "000000000000", "repository": name, "digest": digest})
         assert (await metadata.get_scan(repo.id, digest)).status == "COMPLETE"
 
