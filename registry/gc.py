@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 LEFTOVER_MIN_AGE = 3600.0  # seconds
 BATCH = 500  # rows per deleting transaction: a few milliseconds of writer lock on SQLite
+MAX_REST = 0.1  # seconds between two deleting transactions at most
 
 
 @dataclass
@@ -117,12 +118,20 @@ def _pages(read: Callable[[object], list[T]], size: int,
 
 def _retrying(delete: Callable[[], list[T]]) -> list[T]:
     """One batch; a lock conflict with a push (PostgreSQL broke a deadlock) leaves the batch
-    for the next collection instead of failing this one."""
+    for the next collection instead of failing this one.
+
+    Afterwards the collector rests as long as the batch took: SQLite has one writer lock,
+    and other processes wait for it with a polling busy handler that a collector taking the
+    lock back at once could starve; resting keeps at least half the writer's time for
+    pushes."""
+    started = time.monotonic()
     try:
         return delete()
     except StoreBusyError:
         log.warning("gc batch skipped: it conflicted with concurrent writes")
         return []
+    finally:
+        time.sleep(min(time.monotonic() - started, MAX_REST))
 
 
 def _manifests(metadata: CollectStore, cutoff: float, report: GCReport, dry_run: bool,
