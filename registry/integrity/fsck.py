@@ -1,10 +1,11 @@
 """``berth fsck``: re-hash every blob, walk every tag's closure, report (and repair).
 
-Safe while the server runs: hashing only reads; the metadata is read in one snapshot (SQLite WAL
-or PostgreSQL REPEATABLE READ: writers are not blocked); a repair re-checks under the metadata transaction that
-the file it moves is still the corrupt one (``repair.py``). Exit status: 0 when nothing is
-wrong, 1 when problems were found (also after ``--repair`` quarantined them: the affected
-images stay broken until a client pushes the blobs again), 2 when there is no registry data.
+Safe while the server runs, on SQLite or PostgreSQL metadata: hashing only reads; the
+metadata is read in one snapshot (writers are not blocked); a repair re-checks under the
+blob's row lock that the file it moves is still the corrupt one (``repair.py``). Exit
+status: 0 when nothing is wrong, 1 when problems were found (also after ``--repair``
+quarantined them: the affected images stay broken until a client pushes the blobs again),
+2 when there is no registry data.
 """
 
 from __future__ import annotations

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Callable, Protocol, Sequence
 
+from registry.metadata.collect import CollectStore
 from registry.metadata.delete_queries import TagDeletion
+from registry.metadata.integrity import IntegrityStore
 from registry.metadata.models import Event, ManifestRecord, Repository
+from registry.metadata.scans import ScanStore
 
 
-class MetadataStore(Protocol):
+class MetadataStore(ScanStore, CollectStore, IntegrityStore, Protocol):
     async def get_repository(self, account: str, name: str) -> Repository | None: ...
 
     async def ensure_repository(self, account: str, name: str) -> Repository: ...
