@@ -34,7 +34,7 @@ from registry.metadata.database import Conn, Database, query
 from registry.metadata.eventlog import append_events
 from registry.metadata.jobs import insert_job
 from registry.metadata.models import Event
-from registry.metadata.writes import RequestScan, applier, apply
+from registry.metadata.writes import NewJob, RequestScan, applier, apply
 
 IN_PROGRESS = "IN_PROGRESS"
 FINAL_STATUSES = ("COMPLETE", "FAILED", "UNSUPPORTED_IMAGE")
@@ -81,7 +81,7 @@ class ScanStore(Protocol):
         is ``[]``), for DescribeImages."""
 
     async def start_scan(self, repository_id: int, digest: str, *, scan_type: str,
-                         min_interval: float | None, job: Any) -> bool:
+                         min_interval: float | None, job: NewJob) -> bool:
         """StartImageScan: request a scan (``RequestScan`` with ``job``, a ``NewJob``) in one
         transaction, unless the previous request of this image is younger than
         ``min_interval`` seconds (ECR: one basic scan per image per 24 hours).
@@ -265,7 +265,7 @@ class ScanQueries:
         return {r[1]: _record(r) for r in rows}
 
     async def start_scan(self, repository_id: int, digest: str, *, scan_type: str,
-                         min_interval: float | None, job: Any) -> bool:
+                         min_interval: float | None, job: NewJob) -> bool:
         def start(conn: Conn) -> bool:
             now = time.time()
             last = conn.scalar(_requested_at_locked, repo=repository_id, digest=digest)
