@@ -66,13 +66,13 @@ def collect_garbage(metadata: CollectStore, blobs: FilesystemBlobStore, *,
     _manifests(metadata, cutoff, report, dry_run, batch)
     for page in _pages(lambda after: metadata.garbage_links_sync(cutoff, after=after,
                                                                  limit=batch), batch):
-        gone = page if dry_run else _retrying(
+        gone = page if dry_run else _batch(
             lambda: metadata.delete_garbage_links_sync(page, cutoff))
         report.links += len(gone)
     for page in _pages(lambda after: metadata.garbage_blobs_sync(cutoff, after=after,
                                                                  limit=batch),
                        batch, key=lambda blob: blob.digest):
-        gone = page if dry_run else _retrying(lambda: metadata.delete_garbage_blobs_sync(
+        gone = page if dry_run else _batch(lambda: metadata.delete_garbage_blobs_sync(
             [b.digest for b in page], cutoff, lambda d: blobs.delete(parse_digest(d))))
         report.blobs += [b.digest for b in gone]
         report.bytes_freed += sum(b.size for b in gone)
@@ -116,7 +116,7 @@ def _pages(read: Callable[[object], list[T]], size: int,
         after = key(page[-1])
 
 
-def _retrying(delete: Callable[[], list[T]]) -> list[T]:
+def _batch(delete: Callable[[], list[T]]) -> list[T]:
     """One batch; a lock conflict with a push (PostgreSQL broke a deadlock) leaves the batch
     for the next collection instead of failing this one.
 
@@ -140,7 +140,7 @@ def _manifests(metadata: CollectStore, cutoff: float, report: GCReport, dry_run:
         deleted = 0
         for page in _pages(lambda after: metadata.garbage_manifests_sync(
                 cutoff, after=after, limit=batch), batch, key=lambda m: m.key):
-            gone = page if dry_run else _retrying(
+            gone = page if dry_run else _batch(
                 lambda: metadata.delete_garbage_manifests_sync(page, cutoff))
             report.manifests += [f"{m.repository}@{m.digest}" for m in gone]
             deleted += len(gone)
@@ -159,7 +159,7 @@ def _orphans(metadata: CollectStore, blobs: FilesystemBlobStore, cutoff: float,
         if dry_run:
             report.orphan_files += unrecorded
         elif unrecorded:
-            report.orphan_files += _retrying(lambda: metadata.delete_orphan_files_sync(
+            report.orphan_files += _batch(lambda: metadata.delete_orphan_files_sync(
                 unrecorded, lambda d: blobs.delete(parse_digest(d))))
 
     for stored in blobs.iter_blobs():
