@@ -73,9 +73,7 @@ async def start_image_scan(call: ECRCall) -> dict[str, Any]:
     request = scanning.scan_request(repo, digest, scan_type=config.scan_type, reason="manual",
                                     priority=scanning.MANUAL_PRIORITY)
     started = await call.metadata.start_scan(
-        repo.id, digest, scan_type=config.scan_type,
-        min_interval=scanning.BASIC_INTERVAL if config.scan_type == "BASIC" else None,
-        job=request.job)
+        request, min_interval=scanning.BASIC_INTERVAL if config.scan_type == "BASIC" else None)
     if started:
         scanning.announce_jobs(call.app)
     if not started:

@@ -34,7 +34,7 @@ from registry.metadata.database import Conn, Database, query
 from registry.metadata.eventlog import append_events
 from registry.metadata.jobs import insert_job
 from registry.metadata.models import Event
-from registry.metadata.writes import NewJob, RequestScan, applier, apply
+from registry.metadata.writes import RequestScan, applier, apply
 
 IN_PROGRESS = "IN_PROGRESS"
 FINAL_STATUSES = ("COMPLETE", "FAILED", "UNSUPPORTED_IMAGE")
@@ -80,11 +80,10 @@ class ScanStore(Protocol):
         """Every scan of a repository by manifest digest, without findings (``findings``
         is ``[]``), for DescribeImages."""
 
-    async def start_scan(self, repository_id: int, digest: str, *, scan_type: str,
-                         min_interval: float | None, job: NewJob) -> bool:
-        """StartImageScan: request a scan (``RequestScan`` with ``job``, a ``NewJob``) in one
-        transaction, unless the previous request of this image is younger than
-        ``min_interval`` seconds (ECR: one basic scan per image per 24 hours).
+    async def start_scan(self, request: RequestScan, *, min_interval: float | None) -> bool:
+        """StartImageScan: apply ``request`` in one transaction, unless the previous request
+        of this image is younger than ``min_interval`` seconds (ECR: one basic scan per
+        image per 24 hours).
 
         Returns: False when refused by ``min_interval`` (nothing changed); True when the
             scan is requested or already in progress (``min_interval`` None).
@@ -264,15 +263,14 @@ class ScanQueries:
         rows = await self.db.read(lambda c: c.all(_summaries, repo=repository_id))
         return {r[1]: _record(r) for r in rows}
 
-    async def start_scan(self, repository_id: int, digest: str, *, scan_type: str,
-                         min_interval: float | None, job: NewJob) -> bool:
+    async def start_scan(self, request: RequestScan, *, min_interval: float | None) -> bool:
         def start(conn: Conn) -> bool:
             now = time.time()
-            last = conn.scalar(_requested_at_locked, repo=repository_id, digest=digest)
+            last = conn.scalar(_requested_at_locked, repo=request.repository_id,
+                               digest=request.digest)
             if last is not None and min_interval is not None and now - last < min_interval:
                 return False
-            write = RequestScan(repository_id, digest, job, scan_type=scan_type)
-            queued = apply(conn, [write], now=now)[0]
+            queued = apply(conn, [request], now=now)[0]
             # Joined a scan in flight: refused under an interval only when that scan was
             # requested by a request racing ours (no row when we looked), i.e. just now.
             return queued is not None or min_interval is None or last is not None

@@ -86,22 +86,18 @@ async def test_racing_requests_from_two_nodes_queue_one_job_per_image(store, sto
 
 async def test_start_scan_honours_the_interval_and_joins_a_scan_in_flight(store):
     repo = await new_repo(store)
-    job = NewJob(JOB, {"digest": IMAGE})
-    assert await store.start_scan(repo, IMAGE, scan_type="BASIC", min_interval=3600, job=job)
-    assert not await store.start_scan(repo, IMAGE, scan_type="BASIC", min_interval=3600,
-                                      job=job)
+    assert await store.start_scan(request(repo), min_interval=3600)
+    assert not await store.start_scan(request(repo), min_interval=3600)
     # No interval (ENHANCED): the request joins the scan in flight, no second job.
-    assert await store.start_scan(repo, IMAGE, scan_type="ENHANCED", min_interval=None, job=job)
+    assert await store.start_scan(request(repo), min_interval=None)
     assert len(await scan_jobs(store)) == 1
 
 
 async def test_racing_start_scans_on_two_nodes_start_one(store, store_factory):
     other = store_factory()
     repo = await new_repo(store)
-    job = NewJob(JOB, {"digest": IMAGE})
-    started = await asyncio.gather(*[
-        s.start_scan(repo, IMAGE, scan_type="BASIC", min_interval=3600, job=job)
-        for s in (store, other)])
+    started = await asyncio.gather(*[s.start_scan(request(repo), min_interval=3600)
+                                     for s in (store, other)])
     assert sorted(started) == [False, True]
     assert len(await scan_jobs(store)) == 1
 

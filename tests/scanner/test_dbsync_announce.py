@@ -13,7 +13,6 @@ from registry.config import load_config
 from registry.metadata import tables as t
 from registry.metadata.database import query
 from registry.metadata.store import SQLiteMetadataStore
-from registry.metadata.writes import NewJob
 from scanner.dbsync import DatabaseSync
 
 ACCOUNT = "000000000000"
@@ -33,9 +32,9 @@ async def rescan_reasons(store) -> list[tuple[str, str]]:
 
 
 async def scanned(store, repo, digest: str, db_updated_at: float) -> None:
-    await store.start_scan(repo.id, digest, scan_type="ENHANCED", min_interval=None,
-                           job=NewJob(scanning.SCAN_JOB, {"repository": repo.name,
-                                                          "reason": "push"}))
+    await store.start_scan(scanning.scan_request(repo, digest, scan_type="ENHANCED",
+                                                 reason="push", priority=0),
+                           min_interval=None)
     assert await store.finish_scan(repo.id, digest, status="COMPLETE", description="",
                                    scanner="trivy", scanner_version="1",
                                    db_updated_at=db_updated_at, severity_counts={},
