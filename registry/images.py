@@ -19,9 +19,9 @@ from registry.metadata.models import (
     Event, ManifestRecord, MissingReferencesError, Repository, RepositorySettings,
 )
 from registry.metadata.store import SQLiteMetadataStore
+from registry.metadata.writes import Write, apply
 from registry.oci.digests import Digest, digest_bytes
 from registry.oci.manifests import ParsedManifest, parse_manifest
-from registry.metadata.writes import Write, apply
 from registry.storage.base import BlobStore
 
 
