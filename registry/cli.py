@@ -50,18 +50,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_gc(args: argparse.Namespace) -> int:
     from registry.gc import collect_garbage
     from registry.logs import setup_logging
-    from registry.metadata.store import SQLiteMetadataStore
+    from registry.metadata.factory import open_store
     from registry.storage.filesystem import FilesystemBlobStore
 
     config = _config(args)
     setup_logging("warning")
     ensure_data_dir(config.data_dir)
-    metadata = SQLiteMetadataStore(config.metadata_path)
+    metadata = open_store(config)
     blobs = FilesystemBlobStore(config.data_dir)
     grace = config.gc.grace_seconds if args.grace is None else args.grace
-    report = collect_garbage(metadata, blobs, grace_seconds=grace,
-                             upload_max_age_seconds=config.uploads.stale_after_seconds,
-                             dry_run=args.dry_run)
+    try:
+        report = collect_garbage(metadata, blobs, grace_seconds=grace,
+                                 upload_max_age_seconds=config.uploads.stale_after_seconds,
+                                 dry_run=args.dry_run)
+    finally:
+        metadata.db.close_sync()
     print(json.dumps({**report.summary(), "manifests": report.manifests,
                       "blobs": report.blobs}, indent=2))
     return 0

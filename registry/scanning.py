@@ -128,11 +128,22 @@ def is_scannable(record: ManifestRecord) -> bool:
     return record.artifact_type in IMAGE_CONFIG_TYPES
 
 
+def scan_request(repo: Repository, digest: str, *, scan_type: str, reason: str,
+                 priority: int, idempotency_key: str | None = None) -> RequestScan:
+    """The write that requests a scan of ``digest`` and queues its job."""
+    payload = {"account": repo.account, "repository": repo.name, "digest": digest,
+               "scanType": scan_type, "reason": reason}
+    return RequestScan(repo.id, digest, NewJob(SCAN_JOB, payload, priority=priority,
+                                               idempotency_key=idempotency_key),
+                       scan_type=scan_type)
+
+
 async def push_hook(metadata, repo: Repository
                     ) -> Callable[[ManifestRecord], list[Write]] | None:
-    """The typed writes that request a scan of a pushed image, applied in the push's
-    transaction, when the registry's rules (or the repository's scanOnPush) say so; None
-    when nothing is to be scanned."""
+    """The writes that go into a pushed manifest's transaction: a scan request when the
+    registry's rules (or the repository's scanOnPush) say to scan it on push. None when
+    nothing pushed to ``repo`` is scanned on push; the hook gives [] for an artifact that is
+    not scannable."""
     config = await load_configuration(metadata, repo.account)
     if not scans_on_push(config, repo):
         return None
@@ -140,9 +151,7 @@ async def push_hook(metadata, repo: Repository
     def hook(record: ManifestRecord) -> list[Write]:
         if not is_scannable(record):
             return []
-        job = NewJob(SCAN_JOB, {"account": repo.account, "repository": repo.name,
-                                "digest": record.digest, "scanType": config.scan_type,
-                                "reason": "push"}, priority=PUSH_PRIORITY)
-        return [RequestScan(repo.id, record.digest, job, scan_type=config.scan_type)]
+        return [scan_request(repo, record.digest, scan_type=config.scan_type, reason="push",
+                             priority=PUSH_PRIORITY)]
 
     return hook

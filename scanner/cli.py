@@ -112,7 +112,7 @@ async def _update(args: argparse.Namespace) -> dict[str, Any]:
 
     from registry.blobcache import BlobCache
     from registry.datadir import ensure_data_dir
-    from registry.metadata.store import SQLiteMetadataStore
+    from registry.metadata.factory import open_store
     from registry.storage.filesystem import FilesystemBlobStore
     from scanner.dbsync import publish_db
 
@@ -124,7 +124,7 @@ async def _update(args: argparse.Namespace) -> dict[str, Any]:
     else:
         auth = aiohttp.BasicAuth(args.username, args.password or "") if args.username else None
         layer = await fetch_layer(args.from_ref, insecure=args.insecure, auth=auth)
-    metadata = SQLiteMetadataStore(config.metadata_path)
+    metadata = open_store(config)
     try:
         digest = await publish_db(metadata=metadata, blobs=FilesystemBlobStore(config.data_dir),
                                   cache=BlobCache(1024 * 1024), config=config, layer=layer)

@@ -20,10 +20,9 @@ from typing import Any
 from registry import scanning
 from registry.blobcache import BlobCache
 from registry.config import Config
-from registry.events import enqueue_in
 from registry.images import put_image
-from registry.metadata.scan_queries import mark_scan_requested
 from registry.oci.digests import digest_bytes, parse_digest
+from registry.metadata.models import Repository
 from registry.oci.manifests import OCI_MANIFEST
 from registry.publishing import store_blob
 from scanner.trivydb import (
@@ -105,13 +104,18 @@ class DatabaseSync:
         return True
 
     async def _announce(self, digest: str, updated_at: float) -> None:
-        """Queue rescans for a DB seen for the first time (one process wins)."""
-        account = self.config.default_account
+        """Queue rescans of CONTINUOUS_SCAN images for a DB seen for the first time: the
+        store records the DB and queues them in one transaction, for one node only; the
+        jobs' idempotency keys name the DB, so even a repeated announcement queues each
+        rescan once."""
         configs: dict[str, scanning.ScanningConfiguration] = {}
-        stale = await self.metadata.scans_older_than_db(updated_at)
-        targets = []
-        for repository_id, manifest_digest in stale:
-            repo = await self.metadata.get_repository_by_id(repository_id)
+        repos: dict[int, Repository | None] = {}
+        rescans = []
+        for repository_id, manifest_digest in await self.metadata.scans_older_than_db(
+                updated_at):
+            if repository_id not in repos:
+                repos[repository_id] = await self.metadata.get_repository_by_id(repository_id)
+            repo = repos[repository_id]
             if repo is None:
                 continue
             if repo.account not in configs:
@@ -119,26 +123,13 @@ class DatabaseSync:
                                                                           repo.account)
             config = configs[repo.account]
             if scanning.repository_frequency(config, repo)[0] == "CONTINUOUS_SCAN":
-                targets.append((repo, manifest_digest, config.scan_type))
-
-        def announce(conn) -> int:
-            row = conn.execute("SELECT value FROM registry_settings WHERE account = ? AND "
-                               "name = ?", (account, DB_SETTING)).fetchone()
-            if row is not None and row[0] == digest:
-                return 0
-            conn.execute("INSERT INTO registry_settings (account, name, value, updated_at) "
-                         "VALUES (?, ?, ?, ?) ON CONFLICT (account, name) DO UPDATE SET "
-                         "value = excluded.value, updated_at = excluded.updated_at",
-                         (account, DB_SETTING, digest, updated_at))
-            for repo, manifest_digest, scan_type in targets:
-                mark_scan_requested(conn, repo.id, manifest_digest, scan_type)
-                enqueue_in(conn, scanning.SCAN_JOB, {
-                    "account": repo.account, "repository": repo.name, "digest": manifest_digest,
-                    "scanType": scan_type, "reason": "database-update"},
-                    priority=scanning.RESCAN_PRIORITY)
-            return len(targets)
-
-        queued = await self.metadata.transaction(announce)
-        if queued:
+                rescans.append(scanning.scan_request(
+                    repo, manifest_digest, scan_type=config.scan_type, reason="database-update",
+                    priority=scanning.RESCAN_PRIORITY,
+                    idempotency_key=f"rescan:{digest}:{repo.id}:{manifest_digest}"))
+        announced = await self.metadata.announce_scanner_db(
+            account=self.config.default_account, setting=DB_SETTING, digest=digest,
+            updated_at=updated_at, rescans=rescans)
+        if announced and rescans:
             log.info("rescans queued for a new vulnerability database",
-                     extra={"count": queued, "layer": digest})
+                     extra={"count": len(rescans), "layer": digest})

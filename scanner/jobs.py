@@ -23,6 +23,7 @@ from registry.blobcache import BlobCache
 from registry.images import put_image
 from registry.events import IMAGE_SCANNED
 from registry.metadata.models import Event, ManifestRecord, Repository
+from registry.metadata.scans import IN_PROGRESS
 from registry.oci.digests import digest_bytes, parse_digest
 from registry.oci.manifests import IMAGE_TYPES, OCI_MANIFEST
 from registry.publishing import store_blob
@@ -64,8 +65,11 @@ class ScanService:
         if repo is None or record is None:
             log.info("scan target gone", extra={"repository": name, "digest": digest})
             return
-        if await self.metadata.get_scan(repo.id, digest) is None:
-            return  # not requested (or the repository was recreated): nothing to record
+        scan = await self.metadata.get_scan(repo.id, digest)
+        if scan is None or scan.status != IN_PROGRESS:
+            # Not requested (or the repository was recreated), or already recorded by
+            # another run of this job (a lost lease): nothing to scan.
+            return
         reports = [await self._scan_one(repo, child) for child in await self._targets(repo, record)]
         await self._store(repo, record, reports)
 
@@ -138,13 +142,15 @@ class ScanService:
         event = Event(IMAGE_SCANNED, {
             "account": repo.account, "repository": repo.name, "digest": record.digest,
             "tags": tags, "status": status.value, "severityCounts": counts})
-        await self.metadata.finish_scan(
+        recorded = await self.metadata.finish_scan(
             repo.id, record.digest, status=status.value, description=description,
             scanner=first.scanner_name if first else self.scanner.name,
             scanner_version=first.scanner_version if first else None, db_updated_at=db_time,
             severity_counts=counts, findings=[f.to_json() for f in findings.values()],
             os_family=first.os_family if first else None, os_name=first.os_name if first else None,
             events=[event])
+        if not recorded:
+            return  # another run of this job recorded the scan (and publishes the SBOM)
         for child, report in reports:
             if report.status == ScanStatus.COMPLETE and report.sbom:
                 await self._publish_sbom(repo, child, report)

@@ -15,7 +15,6 @@ from registry.ecr.errors import (
 )
 from registry.ecr.images_common import require_image
 from registry.ecr.pagination import page
-from registry.events import enqueue_in
 
 
 async def put_registry_scanning_configuration(call: ECRCall) -> dict[str, Any]:
@@ -71,13 +70,10 @@ async def start_image_scan(call: ECRCall) -> dict[str, Any]:
     found = await require_image(call, repo, call.params["imageId"])
     digest = found.record.digest
     config = await scanning.load_configuration(call.metadata, call.account)
-    payload = {"account": repo.account, "repository": name, "digest": digest,
-               "scanType": config.scan_type, "reason": "manual"}
+    request = scanning.scan_request(repo, digest, scan_type=config.scan_type, reason="manual",
+                                    priority=scanning.MANUAL_PRIORITY)
     started = await call.metadata.start_scan(
-        repo.id, digest, scan_type=config.scan_type,
-        min_interval=scanning.BASIC_INTERVAL if config.scan_type == "BASIC" else None,
-        enqueue=lambda conn: enqueue_in(conn, scanning.SCAN_JOB, payload,
-                                        priority=scanning.MANUAL_PRIORITY))
+        request, min_interval=scanning.BASIC_INTERVAL if config.scan_type == "BASIC" else None)
     if started:
         scanning.announce_jobs(call.app)
     if not started:

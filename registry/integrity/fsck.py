@@ -1,10 +1,11 @@
 """``berth fsck``: re-hash every blob, walk every tag's closure, report (and repair).
 
-Safe while the server runs: hashing only reads; the metadata is read in one snapshot on a
-connection of its own (SQLite WAL); a repair re-checks under the metadata transaction that
-the file it moves is still the corrupt one (``repair.py``). Exit status: 0 when nothing is
-wrong, 1 when problems were found (also after ``--repair`` quarantined them: the affected
-images stay broken until a client pushes the blobs again), 2 when there is no registry data.
+Safe while the server runs, on SQLite or PostgreSQL metadata: hashing only reads; the
+metadata is read in one snapshot (writers are not blocked); a repair re-checks under the
+blob's row lock that the file it moves is still the corrupt one (``repair.py``). Exit
+status: 0 when nothing is wrong, 1 when problems were found (also after ``--repair``
+quarantined them: the affected images stay broken until a client pushes the blobs again),
+2 when there is no registry data.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from registry.integrity.check import hash_all, list_blobs
 from registry.integrity.closure import FILE_MISSING, missing, usage
 from registry.integrity.progress import Progress, human_bytes
 from registry.integrity.repair import quarantine_blob
-from registry.metadata.integrity import read_snapshot, still_recorded
-from registry.metadata.store import SQLiteMetadataStore
+from registry.metadata.integrity import IntegrityStore
+from registry.metadata.factory import open_store
 from registry.oci.digests import parse_digest
 from registry.storage.filesystem import FilesystemBlobStore
 
@@ -57,16 +58,17 @@ class FsckReport:
                 "missing": [asdict(f) for f in self.findings if f.problem == "missing"]}
 
 
-def run_fsck(metadata: SQLiteMetadataStore, blobs: FilesystemBlobStore, *, repair: bool,
+def run_fsck(metadata: IntegrityStore, blobs: FilesystemBlobStore, *, repair: bool,
              progress_stream: TextIO | None = None, tty: bool | None = None) -> FsckReport:
     started = time.monotonic()
+    checked_since = time.time()
     report = FsckReport(repair=repair)
     run = list_blobs(blobs)
     progress = Progress(run.total_bytes, progress_stream or sys.stderr, tty=tty)
     hash_all(blobs, run, on_bytes=progress.advance)
     progress.finish()
     report.blobs_checked, report.bytes_checked = run.checked, run.bytes
-    snap = read_snapshot(metadata.path)
+    snap = metadata.integrity_snapshot_sync()
     uses = usage(snap)
     for check in run.corrupt:
         digest = str(check.digest)
@@ -75,13 +77,14 @@ def run_fsck(metadata: SQLiteMetadataStore, blobs: FilesystemBlobStore, *, repai
                           sorted(use.repositories) if use else [],
                           sorted(use.tags) if use else [], size=check.size)
         if repair:
-            moved = quarantine_blob(metadata, blobs, check, now=time.time())
+            moved = quarantine_blob(metadata, blobs, check, now=time.time(),
+                                    checked_since=checked_since)
             finding.quarantined = moved.path if moved else None
         report.findings.append(finding)
     corrupt = {f.digest for f in report.findings}
     gone = {d: why for d, why in missing(snap, _has_file(blobs, run.digests)).items()
             if d not in corrupt}
-    recorded = still_recorded(metadata.path, list(gone))
+    recorded = metadata.recorded_blobs_sync(list(gone))
     for digest, why in sorted(gone.items()):
         if why == FILE_MISSING and (digest not in recorded or _on_disk(blobs, digest)):
             continue  # collected, or pushed again, since the snapshot
@@ -124,12 +127,15 @@ def render_text(report: FsckReport, out: TextIO) -> None:
 
 
 def main(config: Config, *, repair: bool, as_json: bool) -> int:
-    if not config.metadata_path.is_file():
+    if config.metadata.backend == "sqlite" and not config.metadata_path.is_file():
         print(f"berth fsck: no registry data in {config.data_dir}", file=sys.stderr)
         return 2
-    metadata = SQLiteMetadataStore(config.metadata_path)
-    blobs = FilesystemBlobStore(config.data_dir)
-    report = run_fsck(metadata, blobs, repair=repair)
+    metadata = open_store(config)
+    try:
+        blobs = FilesystemBlobStore(config.data_dir)
+        report = run_fsck(metadata, blobs, repair=repair)
+    finally:
+        metadata.db.close_sync()
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -1,19 +1,19 @@
 """Quarantine a corrupt blob and make the registry stop claiming it, in one transaction.
 
-The transaction is the metadata write transaction, and every ``publish`` runs inside one too,
-so no publish can slip between the check that the stored file is still the corrupt one that
-was hashed and its move to ``quarantine/``: a blob that a client re-pushed meanwhile (and so
-now hashes correctly) is never moved. Removing the blob's repository links and row makes
-``HEAD`` answer 404, so clients push the layer again; manifests stay and are restored by
-re-pushing them (``publish`` replaces whatever the destination held).
+The store holds the blob's row (or its key) locked while the file is moved, so a push that
+claims the digest meanwhile waits and then publishes a fresh copy; a push that claimed it
+since the bytes were hashed is left to replace them (``quarantine_blob_sync``). The move
+itself re-checks that the stored file is still the one that was hashed: a blob re-pushed
+meanwhile (and so now hashing correctly) is never moved. Removing the blob's repository
+links and row makes ``HEAD`` answer 404, so clients push the layer again; manifests stay and
+are restored by re-pushing them (``publish`` replaces whatever the destination held).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from registry.metadata.integrity import blob_users, forget_blob
-from registry.metadata.store import SQLiteMetadataStore
+from registry.metadata.integrity import IntegrityStore
 from registry.storage.base import BlobCheck
 from registry.storage.filesystem import FilesystemBlobStore
 
@@ -24,23 +24,16 @@ class Quarantined:
     repositories: list[str]  # the repositories that held the blob ("account/name")
 
 
-class _Replaced(Exception):
-    """The stored file is no longer the corrupt one: undo the row changes."""
+def quarantine_blob(metadata: IntegrityStore, blobs: FilesystemBlobStore,
+                    check: BlobCheck, *, now: float, checked_since: float) -> Quarantined | None:
+    """Synchronous (call it off the event loop). ``checked_since``: when the pass that
+    hashed ``check`` began. Returns where the bytes went, or None when the blob was replaced,
+    removed or claimed by a push since (then nothing changed).
 
-
-def quarantine_blob(metadata: SQLiteMetadataStore, blobs: FilesystemBlobStore,
-                    check: BlobCheck, *, now: float) -> Quarantined | None:
-    """Synchronous (call it off the event loop). Returns where the bytes went, or None when
-    the blob was replaced or removed since ``check`` (then nothing changed)."""
-    def run(conn) -> Quarantined:
-        users = blob_users(conn, str(check.digest))
-        forget_blob(conn, str(check.digest))
-        moved = blobs.quarantine(check, now=now)
-        if moved is None:
-            raise _Replaced
-        return Quarantined(moved, users)
-
-    try:
-        return metadata.transaction_sync(run)
-    except _Replaced:
-        return None
+    Raises:
+        StoreError: the metadata database failed (nothing changed).
+    """
+    forgotten = metadata.quarantine_blob_sync(
+        str(check.digest), checked_since=checked_since,
+        move=lambda: blobs.quarantine(check, now=now))
+    return None if forgotten is None else Quarantined(forgotten.path, forgotten.repositories)

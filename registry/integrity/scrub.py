@@ -19,7 +19,7 @@ from typing import Callable
 
 from registry.integrity.check import hash_all, list_blobs
 from registry.integrity.repair import quarantine_blob
-from registry.metadata.store import SQLiteMetadataStore
+from registry.metadata.integrity import IntegrityStore
 from registry.storage.base import BlobCheck
 from registry.storage.filesystem import FilesystemBlobStore
 
@@ -76,11 +76,12 @@ class ScrubReport:
     quarantined: list[str] = field(default_factory=list)
 
 
-def scrub_pass(metadata: SQLiteMetadataStore, blobs: FilesystemBlobStore, *, rate: float,
+def scrub_pass(metadata: IntegrityStore, blobs: FilesystemBlobStore, *, rate: float,
                metrics=None, evict: Callable[[str], None] | None = None,
                stop: threading.Event | None = None) -> ScrubReport:
     """One pass over every blob (synchronous: run it on the scrub thread)."""
     report = ScrubReport()
+    started = time.time()
     throttle = Throttle(rate, stop=stop)
 
     def on_bytes(count: int) -> None:
@@ -91,7 +92,7 @@ def scrub_pass(metadata: SQLiteMetadataStore, blobs: FilesystemBlobStore, *, rat
     def on_corrupt(check: BlobCheck) -> None:
         digest = str(check.digest)
         report.corrupt.append(digest)
-        moved = quarantine_blob(metadata, blobs, check, now=time.time())
+        moved = quarantine_blob(metadata, blobs, check, now=time.time(), checked_since=started)
         if metrics is not None:
             metrics.blob_corruptions.labels(source="scrub").inc()
         if evict is not None:

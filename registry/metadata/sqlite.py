@@ -22,12 +22,11 @@ import time
 from typing import Any, Callable, Sequence
 
 from registry.metadata.models import Event
-from registry.metadata.scan_queries import ScanQueries
 from registry.metadata.database import SQLiteDatabase
 from registry.metadata.sqlite_connect import connect  # noqa: F401 - re-exported
 
 
-class LegacySQLiteQueries(ScanQueries):
+class LegacySQLiteQueries:
     """Queries still written as raw SQLite SQL, moving to the Core modules one by one
     (SQLite only; they go away once every caller uses the new mixins)."""
 

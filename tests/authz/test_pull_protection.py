@@ -24,6 +24,8 @@ import pytest
 from registry.app import create_app
 from registry.appkeys import BLOB_CACHE, BLOBS, METADATA
 from registry.config import load_config
+from registry.metadata.writes import NewJob, RequestScan
+from registry.scanning import SCAN_JOB
 from scanner import Cvss, Finding, ScanReport, ScanStatus
 from scanner.jobs import ScanService
 from tests.authz.ecr_local import ecr_call, ecr_ok
@@ -66,8 +68,8 @@ async def scan(client, name: str, results: dict[str, ScanReport], tmp_path, *,
                           StaticScanner(scanner_results or results), tmp_path / "scan-work",
                           "us-east-1")
     for digest in results:
-        await metadata.start_scan(repo.id, digest, scan_type="BASIC", min_interval=None,
-                                  enqueue=lambda conn: None)
+        await metadata.start_scan(RequestScan(repo.id, digest, NewJob(SCAN_JOB, {})),
+                                  min_interval=None)
         await service.run({"account": "000000000000", "repository": name, "digest": digest})
         assert (await metadata.get_scan(repo.id, digest)).status == "COMPLETE"
 
