@@ -24,7 +24,8 @@ from registry.metadata.models import (
 )
 from registry.metadata.rows import MANIFEST_COLUMNS, REPOSITORY_COLUMNS, manifest_row, repository_row
 from registry.metadata.scan_queries import ScanQueries
-from registry.metadata.database import SQLiteDatabase
+from registry.metadata.database import SQLiteConn, SQLiteDatabase
+from registry.metadata.eventlog import append_events
 from registry.metadata.sqlite_connect import connect  # noqa: F401 - re-exported
 
 
@@ -52,25 +53,8 @@ class LegacySQLiteQueries(ECRQueries, ScanQueries, DeleteQueries):
 
     @staticmethod
     def _add_events(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
-        now = time.time()
-        for event in events:
-            conn.execute("INSERT INTO outbox (kind, payload, created_at, available_at, priority) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                         (event.kind, json.dumps(event.payload), now, now, event.priority))
-
-    async def acquire_lease(self, name: str, owner: str, *, ttl: float) -> bool:
-        """Take or renew a named lease (one maintenance runner across processes)."""
-        def take(conn: sqlite3.Connection) -> bool:
-            now = time.time()
-            cur = conn.execute(
-                "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
-                "expires_at = excluded.expires_at "
-                "WHERE leases.owner = excluded.owner OR leases.expires_at < ?",
-                (name, owner, now + ttl, now))
-            return cur.rowcount > 0
-
-        return await self.transaction(take)
+        # Legacy callers hold a raw connection: the event log's appender on the same one.
+        append_events(SQLiteConn(conn, set()), events, now=time.time())
 
     # -- repositories -------------------------------------------------------------------
 
