@@ -194,7 +194,8 @@ def _take_lease(d):
     return stmt.on_conflict_do_update(
         index_elements=["name"],
         set_={"owner": stmt.excluded.owner, "expires_at": stmt.excluded.expires_at},
-        where=sa.or_(_L.c.owner == stmt.excluded.owner, _L.c.expires_at < db_time("now")))
+        where=sa.or_(_L.c.owner == stmt.excluded.owner, _L.c.expires_at <= db_time("now")),
+    ).returning(_L.c.owner)  # a row when taken (rowcount of an upsert is not portable)
 
 
 # -- in another operation's transaction -------------------------------------------------------
@@ -270,5 +271,5 @@ class JobQueries(NodeQueries):
 
     async def acquire_lease(self, name: str, owner: str, *, ttl: float,
                             now: float | None = None) -> bool:
-        return await self.db.write(lambda c: c.run(
-            _take_lease, name=name, owner=owner, ttl=float(ttl), now=now) > 0)
+        return await self.db.write(lambda c: c.one(
+            _take_lease, name=name, owner=owner, ttl=float(ttl), now=now) is not None)
