@@ -286,11 +286,18 @@ class Node:
     takes), renewed by heartbeats; each beat also ends the leases of nodes whose heartbeat
     stopped ``timeout`` seconds ago, so their jobs replay now.
 
-    ``clock``/``sleep`` are injectable (virtual time in tests; None: the database clock).
+    Other nodes may take this node's jobs once its last recorded heartbeat is ``timeout``
+    old. ``alive_until()`` says until when, on the local ``monotonic`` clock, this node can
+    be sure that has not happened (the start of its last successful beat + ``timeout``):
+    Workers cancel their handlers before then when beats keep failing.
+
+    ``clock``/``monotonic``/``sleep`` are injectable (virtual time in tests; ``clock`` None
+    means the database clock).
     """
 
     def __init__(self, store: Any, *, node_id: str | None = None, interval: float = 5.0,
                  timeout: float = 30.0, clock: Callable[[], float] | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if timeout <= interval:
             raise ValueError("the node timeout must be longer than the heartbeat interval")
@@ -298,15 +305,23 @@ class Node:
         self.id = node_id or str(uuid.uuid4())
         self.hostname, self.pid = socket.gethostname(), os.getpid()
         self.interval, self.timeout = interval, timeout
-        self.clock, self._sleep = clock, sleep
+        self.clock, self.monotonic, self._sleep = clock, monotonic, sleep
+        self._last_beat: float | None = None
+
+    def alive_until(self) -> float | None:
+        """Local monotonic time until which no other node can have declared this one dead
+        (None: it has not registered yet)."""
+        return None if self._last_beat is None else self._last_beat + self.timeout
 
     def _now(self) -> float | None:
         return None if self.clock is None else self.clock()
 
     async def beat(self) -> int:
         """Heartbeat, then expire dead nodes; return how many of their jobs now replay."""
+        started = self.monotonic()  # the recorded beat is no earlier than this
         await self.store.heartbeat(self.id, hostname=self.hostname, pid=self.pid,
                                    now=self._now())
+        self._last_beat = started
         replayed = await self.store.expire_dead_nodes(self.timeout, now=self._now())
         if replayed:
             log.info("replaying jobs of a stopped node", extra={"count": replayed})
