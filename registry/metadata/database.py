@@ -117,17 +117,17 @@ class Conn:
 # -- SQLite -----------------------------------------------------------------------------------
 
 class _Compiled:
-    __slots__ = ("compiled", "sql", "names", "expanding", "defaults")
+    __slots__ = ("compiled", "sql", "names", "expanding", "fixed")
 
     def __init__(self, stmt: sa.Executable) -> None:
         self.compiled = stmt.compile(dialect=_DIALECTS["sqlite"])
         self.expanding = bool(self.compiled.post_compile_params)
         self.sql = self.compiled.string
         self.names = tuple(self.compiled.positiontup or ())
-        # Literals in a statement (``.values(state="queued")``, ``.limit(1)``) compile to
-        # parameters with generated names; their values come from the statement.
-        self.defaults = {name: bind.effective_value for name, bind in self.compiled.binds.items()
-                         if not bind.required and name in self.names}
+        # Values written into the statement (``.values(state="queued")``, ``== "x"``) are
+        # bind parameters too, with their value: supplied here, as SQLAlchemy would.
+        self.fixed = {name: bind.effective_value for name, bind in self.compiled.binds.items()
+                      if not bind.required}
 
 
 class SQLiteConn(Conn):
@@ -148,9 +148,9 @@ class SQLiteConn(Conn):
     def _bind(self, q: Query, params: Mapping[str, Any] | None) -> tuple[str, tuple[Any, ...]]:
         c = self.compiled(q)
         params = params or {}
+        if c.fixed:
+            params = {**c.fixed, **params}
         if not c.expanding:
-            if c.defaults:
-                params = {**c.defaults, **params}
             return c.sql, tuple(params[name] for name in c.names)
         # IN (:list) and other post-compile parameters: expand for these values.
         state = c.compiled.construct_expanded_state(dict(params))
@@ -168,8 +168,8 @@ class SQLiteConn(Conn):
             for row in rows:
                 self.execute(q, row)
             return
-        if c.defaults:
-            rows = [{**c.defaults, **row} for row in rows]
+        if c.fixed:
+            rows = [{**c.fixed, **row} for row in rows]
         self.raw.executemany(c.sql, [tuple(row[name] for name in c.names) for row in rows])
 
     def notify(self, channel: str) -> None:
