@@ -1,6 +1,7 @@
-"""Two real `berth serve` nodes on one PostgreSQL database: a node killed mid-job has its job
-replayed once, by the other node, as soon as its heartbeat times out (not when its lease
-would have run out); while it lives, nobody else runs its job.
+"""Two real `berth serve` nodes on one database (PostgreSQL; or one SQLite data directory
+shared by two servers on one machine): a node killed mid-job has its job replayed once, by the
+other node, as soon as its heartbeat times out (not when its lease would have run out); while
+it lives, nobody else runs its job.
 
 The job is a webhook delivery to a receiver that never answers the first request, so the
 first node is busy with it when it is killed.
@@ -11,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+
+import pytest
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -46,8 +49,12 @@ async def wait_for(condition, timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_a_node_killed_mid_job_has_it_replayed_once_by_the_other(postgres, tmp_path):
-    url = postgres.create_database("cluster")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_node_killed_mid_job_has_it_replayed_once_by_the_other(
+        backend, request, tmp_path):
+    url = request.getfixturevalue("postgres").create_database("cluster") \
+        if backend == "postgresql" else ""
+    shared = tmp_path / "data"  # SQLite: one data directory, two servers
     receiver = FirstRequestHangs()
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
@@ -63,13 +70,17 @@ allow_private_network = true
 timeout_seconds = 60
 """)
     env = {"BERTH_METADATA__URL": url, "BERTH_METADATA__UPGRADE": "auto",
+           "BERTH_GC__ENABLED": "false",
            "BERTH_AUTH__ENABLED": "false", "BERTH_SCANNER__ENABLED": "false",
            "BERTH_NODES__HEARTBEAT_SECONDS": "1",
            "BERTH_NODES__TIMEOUT_SECONDS": str(NODE_TIMEOUT)}
+    data = ["--data", str(shared)] if backend == "sqlite" else []
     nodes = [BerthServer(tmp_path / name, env=env, workers=1,
-                         extra_args=["--config", str(config_file)]) for name in ("a", "b")]
+                         extra_args=[*data, "--config", str(config_file)])
+             for name in ("a", "b")]
+    shared.mkdir()
     store = open_store(load_config(None, environ={}, overrides={
-        "data_dir": str(tmp_path / "probe"), "metadata.url": url}), prepare=False)
+        "data_dir": str(shared), "metadata.url": url, "metadata.upgrade": "auto"}))
     try:
         nodes[0].start()
         # The fact a push appends (the push path itself is the images area's).
@@ -94,8 +105,6 @@ timeout_seconds = 60
         first, second = receiver.requests
         assert first["event"] == second["event"]  # the same delivery, replayed
         assert json.loads(second["body"])["detail"]["repository-name"] == "team/app"
-        job = await JobQueue(store).get(1)
-        await wait_for(lambda: True, 0)
         for _ in range(50):
             job = await JobQueue(store).get(1)
             if job.state is JobState.SUCCEEDED:
