@@ -80,3 +80,72 @@ async def test_a_legacy_database_keeps_its_events_and_never_reuses_job_ids(tmp_p
             == (2,)
     finally:
         await store.close()
+
+
+async def test_postgresql_at_0002_keeps_its_outbox_as_events_and_ids_continue(postgres):
+    """An existing PostgreSQL database (revision 0002) moves its outbox into the event log;
+    the next event and the next job continue after every id handed out before."""
+    from alembic import command
+
+    from registry.metadata.migrate import _alembic, upgrade
+
+    engine = sa.create_engine(postgres.create_database("mig").replace(
+        "postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            command.upgrade(_alembic(conn), "0002")
+            conn.commit()
+            for n in range(3):
+                conn.execute(sa.text(
+                    "INSERT INTO outbox (kind, payload, created_at, available_at) VALUES "
+                    "('image.pushed', :p, now(), now())"), {"p": json.dumps({"n": n})})
+                conn.execute(sa.text(
+                    "INSERT INTO jobs (kind, payload, created_at, available_at) VALUES "
+                    "('scan.image', '{}', now(), now())"))
+            conn.execute(sa.text("DELETE FROM outbox WHERE id = 3"))
+            conn.execute(sa.text("DELETE FROM jobs WHERE id = 3"))
+            conn.execute(sa.text(
+                "INSERT INTO webhook_deliveries (id, event_id, job_id, endpoint, url, "
+                "detail_type, created_at) VALUES ('d', 'e', 9, 'ci', 'u', 'd', now()), "
+                "('d2', 'e', 2, 'ci', 'u', 'd', now())"))
+            conn.commit()
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT id, payload FROM events ORDER BY id")).all() \
+                == [(1, '{"n": 0}'), (2, '{"n": 1}')]
+            event = conn.execute(sa.text(
+                "INSERT INTO events (kind, payload, created_at) VALUES ('x', '{}', now()) "
+                "RETURNING id")).scalar()
+            job = conn.execute(sa.text(
+                "INSERT INTO jobs (kind, payload, created_at, available_at) VALUES "
+                "('scan.image', '{}', now(), now()) RETURNING id")).scalar()
+            conn.rollback()
+        assert event == 4 and job == 10  # outbox id 3 was handed out once: not again
+    finally:
+        engine.dispose()
+
+
+async def test_postgresql_job_ids_continue_after_purged_ones(postgres):
+    from alembic import command
+
+    from registry.metadata.migrate import _alembic, upgrade
+
+    engine = sa.create_engine(postgres.create_database("mig").replace(
+        "postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            command.upgrade(_alembic(conn), "0002")
+            for _ in range(3):
+                conn.execute(sa.text("INSERT INTO jobs (kind, payload, created_at, "
+                                     "available_at) VALUES ('scan.image', '{}', now(), now())"))
+            conn.execute(sa.text("DELETE FROM jobs WHERE id = 3"))  # purged
+            conn.commit()
+        upgrade(engine)
+        with engine.connect() as conn:
+            job = conn.execute(sa.text(
+                "INSERT INTO jobs (kind, payload, created_at, available_at) VALUES "
+                "('scan.image', '{}', now(), now()) RETURNING id")).scalar()
+            conn.rollback()
+        assert job == 4
+    finally:
+        engine.dispose()

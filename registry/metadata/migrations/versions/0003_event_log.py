@@ -42,13 +42,22 @@ def upgrade() -> None:
     sa.Column('heartbeat_at', Timestamp(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    # Facts already consumed by the one global outbox reader are history: keep them as
-    # events, and start every existing consumer after them (see registry/events.py).
+    # The outbox's facts become the first events: history that a consumer registered with
+    # start="earliest" may read; the webhook consumers start at "latest" (registry/events.py).
     op.execute("INSERT INTO events (id, kind, payload, created_at) "
                "SELECT id, kind, payload, created_at FROM outbox ORDER BY id")
+    if op.get_bind().dialect.name == "postgresql":
+        # Event ids continue after every outbox id ever handed out (jobs keep theirs in
+        # source_event), not just after the rows still there; read before the drop.
+        op.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), GREATEST("
+                   "COALESCE((SELECT max(id) FROM events), 0), COALESCE(pg_sequence_last_value("
+                   "pg_get_serial_sequence('outbox', 'id')::regclass), 0)) + 1, false)")
     op.drop_index('outbox_pending', table_name='outbox')
     op.drop_table('outbox')
-    with op.batch_alter_table('jobs', recreate='always',
+    # SQLite: the table is copied into one with AUTOINCREMENT (ids never reused). PostgreSQL
+    # keeps its table and identity (never reused already); only the column and index come.
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table('jobs', recreate='always' if sqlite else 'auto',
                               table_kwargs={'sqlite_autoincrement': True}) as batch:
         batch.add_column(sa.Column('idempotency_key', sa.Text(), nullable=True))
         batch.create_index('jobs_idempotency', ['kind', 'idempotency_key'], unique=True)
@@ -58,11 +67,10 @@ def upgrade() -> None:
     last_job = ("SELECT max(id) FROM (SELECT max(id) AS id FROM jobs "
                 "UNION ALL SELECT max(job_id) FROM webhook_deliveries) AS seen")
     if op.get_bind().dialect.name == "postgresql":
-        # Ids continue after the copied ones.
-        op.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), "
-                   "COALESCE((SELECT max(id) FROM events), 0) + 1, false)")
-        op.execute("SELECT setval(pg_get_serial_sequence('jobs', 'id'), "
-                   f"COALESCE(({last_job}), 0) + 1, false)")
+        # ... and after the identity's own high-water mark (ids of purged jobs).
+        op.execute("SELECT setval(pg_get_serial_sequence('jobs', 'id'), GREATEST("
+                   f"COALESCE(({last_job}), 0), COALESCE(pg_sequence_last_value("
+                   "pg_get_serial_sequence('jobs', 'id')::regclass), 0)) + 1, false)")
     else:
         # AUTOINCREMENT keeps its high-water mark in sqlite_sequence (one row per table,
         # created by the first insert; the copy above made the events one).
