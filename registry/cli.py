@@ -28,6 +28,7 @@ _PLUGGED = {
     "iam": ("registry.auth.iam_cli", "manage users, access keys and identity policies"),
     "scanner": ("scanner.cli", "vulnerability scanning"),
     "webhooks": ("scanner.webhooks_cli", "inspect webhook deliveries"),
+    "events": ("registry.events_cli", "event consumers and nodes"),
 }
 
 
