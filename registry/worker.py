@@ -199,7 +199,8 @@ class Worker:
                 else min(lease_deadline, node_deadline)
             if now >= deadline:
                 log.warning("job lease may be lost; cancelling its handler",
-                            extra={"job": job.id, "node_alive": deadline != node_deadline})
+                            extra={"job": job.id, "cause": "node heartbeats failing"
+                                   if deadline == node_deadline else "lease not renewed"})
                 return False
             if now < renew_at:
                 pause = asyncio.ensure_future(self._sleep(min(renew_at, deadline) - now))
