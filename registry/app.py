@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator
@@ -16,7 +14,7 @@ from registry.activity import UploadActivity
 from registry.api import api_endpoint
 from registry.appkeys import (
     AUTHENTICATOR, AUTHORIZER, BLOB_CACHE, BLOBS, CONFIG, IDENTITIES, JOBS_QUEUED, METADATA,
-    METRICS, PULL_PROTECTION, TOKENS, UPLOAD_ACTIVITY,
+    METRICS, NODE, PULL_PROTECTION, TOKENS, UPLOAD_ACTIVITY,
 )
 from registry.auth.authenticate import Authenticator, registry_token
 from registry.auth.authorize import AllowAll
@@ -29,6 +27,7 @@ from registry.auth.tokens import TokenSigner
 from registry.blobcache import BlobCache
 from registry.config import Config
 from registry.datadir import ensure_data_dir
+from registry.events import Node
 from registry.gc import collect_garbage, sweep_uploads
 from registry.metadata.factory import open_store
 from registry.metrics import Metrics, metrics_handler
@@ -61,6 +60,8 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
                                 on_corrupt=_count_corruption(app[METRICS], "cache"))
     app[PULL_PROTECTION] = PullProtection(app[METADATA])
     app[JOBS_QUEUED] = []  # filled by the background workers as they start
+    app[NODE] = Node(app[METADATA], interval=config.nodes.heartbeat_seconds,
+                     timeout=config.nodes.timeout_seconds)
     app[UPLOAD_ACTIVITY] = UploadActivity()
     authorizer = overrides.pop("authorizer", None)
     if config.auth.enabled:
@@ -74,6 +75,8 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     # The Basic challenge's realm is this URL: token-fetching clients (oras-py) ask it.
     app.router.add_get("/", registry_token, name="registry_token")
     setup_routes(app)
+    # First in, last out: the node heartbeats until every worker has stopped.
+    app.cleanup_ctx.append(_heartbeat)
     app.cleanup_ctx.append(_maintenance)
     # The composition root may know every package: the scan and webhook workers are wired
     # here so that one factory still builds the whole server.
@@ -146,6 +149,21 @@ def _count_corruption(metrics: Metrics, source: str):
     return count
 
 
+async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
+    """Register this process as a node and keep it alive; each beat also replays the jobs of
+    nodes that stopped beating (a process killed mid-job, here or on another machine)."""
+    node = app[NODE]
+    try:
+        await node.beat()
+    except Exception:  # the database may come up later: the loop keeps trying
+        log.exception("node registration failed", extra={"node": node.id})
+    task = asyncio.create_task(node.run())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await node.stop()
+
+
 async def _maintenance(app: web.Application) -> AsyncIterator[None]:
     """Periodic GC, stale-upload cleanup and scrub; across workers one holder of each lease
     runs."""
@@ -197,7 +215,7 @@ async def _every(app: web.Application, name: str, interval: float, job, *,
     if interval <= 0:
         return
     metadata = app[METADATA]
-    owner = f"{socket.gethostname()}:{os.getpid()}"
+    owner = app[NODE].id  # a dead node's named leases end with it (Node.beat)
     ttl = max(interval * 1.5, 3.0)
     loop = asyncio.get_running_loop()
     while True:

@@ -28,3 +28,5 @@ PULL_PROTECTION: web.AppKey[Any] = web.AppKey("pull_protection")
 # Callables run after a request queued background jobs (the scanner wakes its worker).
 JOBS_QUEUED: web.AppKey[list[Any]] = web.AppKey("jobs_queued")
 UPLOAD_ACTIVITY: web.AppKey[Any] = web.AppKey("upload_activity")
+# This process as a node of the cluster (registry.events.Node): the owner of its leases.
+NODE: web.AppKey[Any] = web.AppKey("node")

@@ -29,6 +29,7 @@ _PLUGGED = {
     "scanner": ("scanner.cli", "vulnerability scanning"),
     "webhooks": ("scanner.webhooks_cli", "inspect webhook deliveries"),
     "db": ("registry.metadata.cli", "inspect and upgrade the metadata database schema"),
+    "events": ("registry.events_cli", "event consumers and nodes"),
 }
 
 

@@ -124,6 +124,14 @@ class GCConfig:
 
 
 @dataclass(frozen=True)
+class NodesConfig:
+    # Every process is a node: it heartbeats every `heartbeat_seconds` (database clock); a
+    # node silent for `timeout_seconds` is dead and the jobs it held replay elsewhere at once.
+    heartbeat_seconds: int = 5
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     # Off only for benchmarks and protocol tests: then every request is allowed.
     enabled: bool = True
@@ -184,6 +192,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
+    nodes: NodesConfig = field(default_factory=NodesConfig)
 
     @property
     def metadata_path(self) -> Path:
@@ -213,6 +222,9 @@ DURATIONS: tuple[tuple[str, int, int, str], ...] = (
     ("server.keepalive_timeout_seconds", 1, _HOUR, ""),
     ("server.linger_seconds", 0, 60, ""),
     ("storage.scrub_interval_seconds", 0, 366 * _DAY, "0 turns the periodic scrub off"),
+    ("nodes.heartbeat_seconds", 1, _MINUTE, ""),
+    ("nodes.timeout_seconds", 3, _HOUR,
+     "a node must miss a few heartbeats before it counts as dead"),
 )
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 _ENV_PREFIX = "BERTH_"
@@ -330,6 +342,8 @@ def _validate(config: Config, problems: list[str]) -> None:
         problems.append("scanner.concurrency: between 1 and 16")
     if not 1 <= config.server.workers <= 64:
         problems.append("server.workers: between 1 and 64")
+    if config.nodes.timeout_seconds < 2 * config.nodes.heartbeat_seconds:
+        problems.append("nodes.timeout_seconds: at least twice nodes.heartbeat_seconds")
     _validate_integrity(config, problems)
     for name, value in (("limits.manifest_max_bytes", config.limits.manifest_max_bytes),
                         ("limits.small_blob_cache_bytes", config.limits.small_blob_cache_bytes),

@@ -1,20 +1,32 @@
 """Workers: run queued jobs with bounded concurrency, leases and capped backoff.
 
-The queue itself (states, claims, the outbox fan-out) is in ``registry.events``.
+The queue, the event consumers and the job state machine are in ``registry.events``.
+
+Idle workers cost reads, not writes: a poll asks with a read whether anything is due (and
+which event consumers are behind) and takes the write lock only to claim or consume; between
+polls it waits on the database's notifications (LISTEN/NOTIFY on PostgreSQL, in-process
+wake-ups on SQLite), so a new job starts at once instead of a poll interval later.
+
+A handler never runs past its lease: the lease is renewed every third of its length, and a
+local deadline (the claim's start on this process's monotonic clock + the lease - a safety
+margin) moves only when a renewal succeeds. When a renewal says the lease is lost, or the
+deadline passes (the database unreachable), the handler is cancelled, before any other node
+can claim the job. The same holds for the node's own liveness: other nodes take a node's
+jobs once its heartbeat is ``timeout`` old, so a handler is also cancelled when the node's
+heartbeats have failed for that long minus the margin (``Node.alive_until``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Mapping
 
-from registry.events import FanOut, Job, JobQueue, PermanentError, RetryableError
+from registry.events import Consumers, Job, JobQueue, Node, PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
 
@@ -39,28 +51,35 @@ class Worker:
     """Runs jobs of ``handlers``' kinds with bounded concurrency.
 
     A handler returning means done; ``PermanentError`` fails the job; anything else is
-    retried with ``retry`` backoff until ``retry.max_attempts``. Leases are renewed every
-    third of ``lease_seconds`` while a handler runs. ``clock`` and ``sleep`` are injectable so
-    tests drive time instead of waiting for it (STYLE 11). ``fanout``, if given, is pumped on
-    every poll; one per process is enough, more are harmless.
+    retried with ``retry`` backoff until ``retry.max_attempts``. ``node`` is this process
+    (``events.Node``): leases are taken under its id (``owner`` overrides it; tests), and
+    handlers stop when it may be taken for dead. ``consumers``, if given, are pumped on every
+    poll. ``clock`` is the local monotonic clock of lease deadlines and ``sleep`` its sleep;
+    tests pass a virtual clock for both (STYLE 11).
     """
 
     def __init__(self, queue: JobQueue, handlers: Mapping[str, Handler], *,
-                 concurrency: int = 4, lease_seconds: float = 60.0,
-                 retry: RetryPolicy = RetryPolicy(), poll_interval: float = 1.0,
-                 fanout: FanOut | None = None, timeout: float | None = None,
-                 clock: Callable[[], float] | None = None,
+                 node: Node | None = None, owner: str | None = None, concurrency: int = 4,
+                 lease_seconds: float = 60.0,
+                 safety_margin: float | None = None, retry: RetryPolicy = RetryPolicy(),
+                 poll_interval: float = 1.0, consumers: Consumers | None = None,
+                 timeout: float | None = None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 rng: random.Random | None = None, owner: str | None = None) -> None:
+                 rng: random.Random | None = None) -> None:
         if concurrency < 1 or lease_seconds <= 0:
             raise ValueError("concurrency must be >= 1 and lease_seconds > 0")
-        self.queue, self.handlers, self.fanout = queue, dict(handlers), fanout
+        self.queue, self.handlers, self.consumers = queue, dict(handlers), consumers
         self.concurrency, self.lease_seconds, self.retry = concurrency, lease_seconds, retry
+        # Time for a cancelled handler to unwind, and for clocks that tick a little apart.
+        self.safety_margin = lease_seconds / 5 if safety_margin is None else safety_margin
+        if not 0 <= self.safety_margin < lease_seconds / 3:
+            raise ValueError("safety_margin must be below a third of lease_seconds")
         self.poll_interval, self.timeout = poll_interval, timeout
-        self.clock = clock or queue.clock
+        self.clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.node = node
+        self.owner = owner or (node.id if node is not None else str(uuid.uuid4()))
         # Counting running tasks, not an asyncio.Semaphore that jobs queue on: a job is
         # claimed only when a slot is free, so its lease never ticks while it waits.
         self._running: set[asyncio.Task[None]] = set()
@@ -70,14 +89,17 @@ class Worker:
         self._polling_done.set()
 
     async def _poll(self) -> tuple[int, int]:
-        """Pump the fan-out, claim jobs for the free slots and start them; return how many
-        events and jobs were taken."""
-        events = await self.fanout.pump() if self.fanout is not None else 0
+        """Pump the consumers, claim jobs for the free slots and start them; return how
+        many events and jobs were taken. Nothing due: reads only."""
+        events = await self.consumers.pump() if self.consumers is not None else 0
         free = self.concurrency - len(self._running)
-        jobs = await self.queue.claim(self.handlers, self.owner, lease_seconds=self.lease_seconds,
-                                      limit=free, now=self.clock()) if free > 0 else []
+        if free <= 0 or not await self.queue.has_ready(self.handlers):
+            return events, 0
+        claimed_at = self.clock()  # before the claim: the lease cannot have started earlier
+        jobs = await self.queue.claim(self.handlers, self.owner,
+                                      lease_seconds=self.lease_seconds, limit=free)
         for job in jobs:
-            task = asyncio.create_task(self._execute(job))
+            task = asyncio.create_task(self._execute(job, claimed_at))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         return events, len(jobs)
@@ -109,20 +131,23 @@ class Worker:
             self._polling_done.set()
 
     def wake(self) -> None:
-        """Poll now: this process just queued work for this worker (saves a poll interval
-        of latency; other processes still find the job on their next poll)."""
+        """Poll now: this process just queued work for this worker."""
         self._wakeup.set()
 
     async def _idle(self) -> None:
-        """Wait for a poll interval, a wake-up, a free slot or ``stop``, whichever is first."""
+        """Wait for a poll interval, a notification, a wake-up, a free slot or ``stop``."""
         waits = [asyncio.ensure_future(self._sleep(self.poll_interval)),
                  asyncio.ensure_future(self._stopping.wait()),
-                 asyncio.ensure_future(self._wakeup.wait()), *self._running]
+                 asyncio.ensure_future(self._wakeup.wait()),
+                 asyncio.ensure_future(self.queue.wait(self.poll_interval))]
+        if self.consumers is not None:
+            waits.append(asyncio.ensure_future(self.consumers.wait(self.poll_interval)))
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*waits, *self._running], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for waiter in waits[:3]:
+            for waiter in waits:
                 waiter.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
             self._wakeup.clear()
 
     async def stop(self, *, grace: float = 10.0) -> None:
@@ -136,25 +161,73 @@ class Worker:
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
 
-    async def _execute(self, job: Job) -> None:
+    async def _execute(self, job: Job, claimed_at: float) -> None:
         if job.attempts > self.retry.max_attempts:
             # The previous claim never reported back (its worker died): stop replaying.
             await self.queue.fail(job, f"gave up after {job.attempts - 1} attempts; "
                                   f"the last one never finished (lease expired)")
             return
-        renewer = asyncio.create_task(self._renew(job))
+        handler = asyncio.create_task(self._call(job))
         try:
-            outcome = await self._call(job)
-        except asyncio.CancelledError:
+            held = await self._hold_lease(job, handler, claimed_at)
+        except asyncio.CancelledError:  # stop(): give the job back for the next worker
+            handler.cancel()
+            await asyncio.gather(handler, return_exceptions=True)
             await asyncio.shield(self.queue.release(job))
             raise
-        finally:
-            renewer.cancel()
+        if not held:
+            handler.cancel()
+            await asyncio.gather(handler, return_exceptions=True)
+            log.warning("job lease lost; handler cancelled",
+                        extra={"job": job.id, "kind": job.kind, "attempt": job.attempts})
+            return
         try:
-            await self._settle(job, outcome)
+            await self._settle(job, handler.result())
         except Exception:
             # The lease will expire and the job will be replayed: at-least-once.
             log.exception("job outcome not recorded", extra={"job": job.id, "kind": job.kind})
+
+    async def _hold_lease(self, job: Job, handler: asyncio.Task, claimed_at: float) -> bool:
+        """Renew the lease until ``handler`` ends; False as soon as the lease is lost or its
+        local deadline passed (the caller cancels the handler then)."""
+        lease_deadline = claimed_at + job.lease_seconds - self.safety_margin
+        renew_at = claimed_at + job.lease_seconds / 3
+        while not handler.done():
+            now = self.clock()
+            node_deadline = self._node_deadline()
+            deadline = lease_deadline if node_deadline is None \
+                else min(lease_deadline, node_deadline)
+            if now >= deadline:
+                log.warning("job lease may be lost; cancelling its handler",
+                            extra={"job": job.id, "cause": "node heartbeats failing"
+                                   if deadline == node_deadline else "lease not renewed"})
+                return False
+            if now < renew_at:
+                pause = asyncio.ensure_future(self._sleep(min(renew_at, deadline) - now))
+                await asyncio.wait({pause, handler}, return_when=asyncio.FIRST_COMPLETED)
+                pause.cancel()
+                continue
+            started = self.clock()
+            try:
+                async with asyncio.timeout(max(deadline - started, 0.001)):
+                    renewed = await self.queue.extend_lease(job)
+            except Exception:  # unreachable or slow: try again until the deadline
+                log.warning("lease renewal failed", extra={"job": job.id}, exc_info=True)
+                renew_at = self.clock() + min(job.lease_seconds / 10, 1.0)
+                continue
+            if not renewed:
+                return False
+            lease_deadline = started + job.lease_seconds - self.safety_margin
+            renew_at = started + job.lease_seconds / 3
+        return True
+
+    def _node_deadline(self) -> float | None:
+        alive_until = None if self.node is None else self.node.alive_until()
+        if alive_until is None:
+            return None
+        # The lease margin may exceed the node timeout (long scans): a quarter of it still
+        # leaves a cancelled handler time to unwind before the node counts as dead.
+        return alive_until - min(self.safety_margin, self.node.timeout / 4)
 
     async def _call(self, job: Job) -> BaseException | None:
         try:
@@ -189,12 +262,3 @@ class Worker:
                 log.error("job raised; will be retried", exc_info=exc,
                           extra={**fields, "delay": delay})
             await self.queue.retry(job, error, delay=delay)
-
-    async def _renew(self, job: Job) -> None:
-        while True:
-            await self._sleep(self.lease_seconds / 3)
-            try:
-                if not await self.queue.extend_lease(job, now=self.clock()):
-                    return  # someone else holds it now; our outcome will be ignored
-            except Exception:
-                log.exception("lease renewal failed", extra={"job": job.id})

@@ -1,8 +1,14 @@
-"""Background work of a Berth server process: the event fan-out, the scan worker, the
-webhook worker and the vulnerability-DB sync. ``setup(app)`` is called by the app factory.
+"""Background work of a Berth server process: the webhook event consumers, the scan worker,
+the webhook worker and the vulnerability-DB sync. ``setup(app)`` is called by the app factory.
 
 Scans and webhook deliveries run on separate Workers so a burst of deliveries never delays a
 scan (and the reverse); within the scan queue, push-triggered scans outrank rescans.
+
+Event consumers: one per webhook endpoint (``webhook:<name>``), starting at the newest event
+when the endpoint is first configured. Scans need none: the scan-on-push job is queued in
+the push's own transaction. An endpoint removed from the config keeps its cursor, and
+holds back event pruning, until an operator drops it (``drop_consumer``): re-enabled, it
+receives what it missed.
 """
 
 from __future__ import annotations
@@ -10,16 +16,16 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
-import os
-import socket
 import time
 from pathlib import Path
 from typing import IO, AsyncIterator
 
 from aiohttp import web
 
-from registry.appkeys import BLOB_CACHE, BLOBS, CONFIG, JOBS_QUEUED, METADATA, UPLOAD_ACTIVITY
-from registry.events import FanOut, Job, JobQueue, RetryableError
+from registry.appkeys import (
+    BLOB_CACHE, BLOBS, CONFIG, JOBS_QUEUED, METADATA, NODE, UPLOAD_ACTIVITY,
+)
+from registry.events import Consumers, EventConsumer, Job, JobQueue, RetryableError
 from registry.worker import RetryPolicy, Worker
 from registry.scanning import SCAN_JOB
 from scanner.dbsync import DatabaseSync
@@ -30,10 +36,13 @@ from scanner.webhooks import (
 )
 
 log = logging.getLogger(__name__)
-FANOUT_INTERVAL = 0.5
+POLL_INTERVAL = 0.5
 PURGE_INTERVAL = 3600.0
 KEEP_SUCCEEDED = 24 * 3600.0
 KEEP_FAILED = 14 * 24 * 3600.0
+# Events every consumer has passed stay this long: history for a consumer that is added
+# later with start="earliest".
+KEEP_EVENTS = 7 * 24 * 3600.0
 
 
 def scanner_dirs(data_dir: Path) -> tuple[Path, Path, Path, IO[str]]:
@@ -64,15 +73,17 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     metadata = app[METADATA]
     queue = JobQueue(metadata)
-    # A restart after a crash: jobs the dead process held replay now, not after the lease.
-    replayed = await queue.expire_dead_leases(socket.gethostname(), _alive)
-    if replayed:
-        log.info("replaying jobs of a stopped process", extra={"count": replayed})
+    node = app[NODE]
     endpoints = [Endpoint.from_config(entry) for entry in config.webhooks]
-    fanout = FanOut(queue, [WebhookSubscriber(endpoints, region=config.region)])
+    consumers = Consumers(metadata, webhook_consumers(endpoints, region=config.region))
+    try:
+        # Before the server takes requests: "latest" then means "from this start on".
+        await consumers.register()
+    except Exception:  # the database may be back later: the first pump registers then
+        log.exception("event consumer registration failed")
     deliverer = WebhookDeliverer(endpoints, DeliveryLog(metadata))
-    workers = [Worker(queue, {DELIVER_JOB: deliverer}, concurrency=4, lease_seconds=60,
-                      poll_interval=FANOUT_INTERVAL, fanout=fanout,
+    workers = [Worker(queue, {DELIVER_JOB: deliverer}, node=node, concurrency=4,
+                      lease_seconds=60, poll_interval=POLL_INTERVAL, consumers=consumers,
                       retry=RetryPolicy(base=1.0, cap=300.0, max_attempts=10))]
     tasks = []
     slot_lock = None
@@ -92,9 +103,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             except RetryScan as exc:
                 raise RetryableError(str(exc)) from exc
 
-        scan_worker = Worker(queue, {SCAN_JOB: scan}, concurrency=config.scanner.concurrency,
+        scan_worker = Worker(queue, {SCAN_JOB: scan}, node=node,
+                             concurrency=config.scanner.concurrency,
                              lease_seconds=max(60.0, config.scanner.timeout_seconds * 1.5),
-                             poll_interval=FANOUT_INTERVAL,
+                             poll_interval=POLL_INTERVAL,
                              retry=RetryPolicy(base=5.0, cap=600.0, max_attempts=5))
         workers.append(scan_worker)
         app[JOBS_QUEUED].append(scan_worker.wake)
@@ -110,6 +122,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         # failures for inspection (`berth webhooks deliveries`), then let them go.
         now = time.time()
         await queue.purge(succeeded_before=now - KEEP_SUCCEEDED, failed_before=now - KEEP_FAILED)
+        await metadata.prune_events(before=now - KEEP_EVENTS)
         await deliveries.purge(before=now - KEEP_FAILED)
 
     tasks.append(asyncio.create_task(_every(purge, PURGE_INTERVAL)))
@@ -122,6 +135,13 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await deliverer.close()
     if slot_lock is not None:
         slot_lock.close()
+
+
+def webhook_consumers(endpoints: list[Endpoint], *, region: str) -> list[EventConsumer]:
+    """One event consumer per endpoint, so each has its own cursor: a new endpoint starts
+    at the newest event, a paused one resumes where it stopped."""
+    return [EventConsumer(f"webhook:{e.name}", WebhookSubscriber([e], region=region),
+                          start="latest") for e in endpoints]
 
 
 class YieldToUploads:
@@ -153,16 +173,6 @@ class YieldToUploads:
             self.paused_since = None
             self.no_pause_until = now + self.cooldown
             self.scanner.resume()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def _every(job, interval: float) -> None:

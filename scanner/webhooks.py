@@ -50,7 +50,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from registry.events import (
-    IMAGE_DELETED, IMAGE_PUSHED, IMAGE_SCANNED, Job, JobSpec, OutboxEvent, PermanentError,
+    IMAGE_DELETED, IMAGE_PUSHED, IMAGE_SCANNED, Job, JobSpec, LoggedEvent, PermanentError,
     RetryableError,
 )
 from registry.outbound import PublicAddressResolver, RefusedAddress, check_url_host
@@ -131,7 +131,7 @@ def _iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def eventbridge_events(event: OutboxEvent, *, region: str,
+def eventbridge_events(event: LoggedEvent, *, region: str,
                        new_id: Callable[[], str] = lambda: str(uuid.uuid4())
                        ) -> list[dict[str, Any]]:
     """The EventBridge events ECR would emit for an outbox fact (ecr-api.md §10).
@@ -182,7 +182,7 @@ class WebhookSubscriber:
         self.endpoints = tuple(endpoints)
         self.region = region
 
-    def __call__(self, event: OutboxEvent) -> list[JobSpec]:
+    def __call__(self, event: LoggedEvent) -> list[JobSpec]:
         if not self.endpoints:
             return []
         jobs = []

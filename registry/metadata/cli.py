@@ -38,7 +38,6 @@ def _config(args: argparse.Namespace):
 def _where(config) -> str:
     if config.metadata.backend == "sqlite":
         return f"sqlite {config.metadata_path}"
-    from registry.metadata.database import PostgresDatabase  # noqa: F401 - driver check
     import sqlalchemy as sa
 
     url = sa.make_url(config.metadata.url)

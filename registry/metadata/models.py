@@ -59,11 +59,22 @@ class ImageRow:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """An outbox entry written in the same transaction as the change it describes."""
+    """A fact for the event log, written in the same transaction as the change it describes.
+    (``priority`` is not stored: the jobs a consumer makes of an event carry their own.)"""
 
     kind: str  # "image.pushed", "image.deleted", ...
     payload: dict[str, Any] = field(default_factory=dict)
     priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """An event as the log holds it, handed to consumers' subscribers."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    created_at: float
 
 
 class MissingReferencesError(LookupError):

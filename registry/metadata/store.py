@@ -18,13 +18,12 @@ from registry.metadata.jobs import JobQueries
 from registry.metadata.manifests import ManifestQueries
 from registry.metadata.repositories import RepositoryQueries
 from registry.metadata.scans import ScanQueries
-from registry.metadata.sqlite import LegacySQLiteQueries
 from registry.metadata.webhooks import WebhookQueries
 
 
 class SQLMetadataStore(RepositoryQueries, ManifestQueries, ScanQueries, CollectQueries,
                        IntegrityQueries, IdentityQueries, EventLogQueries, JobQueries,
-                       WebhookQueries, LegacySQLiteQueries):
+                       WebhookQueries):
     def __init__(self, database: Database, *, path: Path | None = None) -> None:
         self.db = database
         self.path = path  # the SQLite file, for tools that report where the data is

@@ -130,6 +130,6 @@ async def test_batch_delete_by_tag_removes_the_image_with_its_last_tag_and_one_e
     assert listed["imageIds"] == []
     with sqlite3.connect(client.server.app[CONFIG].metadata_path) as conn:
         events = [json.loads(payload) for kind, payload in conn.execute(
-            "SELECT kind, payload FROM outbox WHERE kind = 'image.deleted'")]
+            "SELECT kind, payload FROM events WHERE kind = 'image.deleted'")]
     assert events == [{"account": "000000000000", "repository": "app/four", "digest": digest,
                        "tag": "only"}]

@@ -1,22 +1,18 @@
+"""The job runtime's tests run on every metadata backend: `store` (and `store_factory`, a
+second node on the same database) come from the metadata contract suite."""
+
 from __future__ import annotations
 
 import pytest
 
 from registry.events import JobQueue
-from registry.metadata.store import SQLiteMetadataStore
 from tests.events.fakes import FakeClock
+from tests.metadata.conftest import backend, metadata_config, store, store_factory  # noqa: F401
 
 
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = SQLiteMetadataStore(tmp_path / "metadata.db")
-    yield store
-    await store.close()
 
 
 @pytest.fixture

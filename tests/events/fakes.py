@@ -47,25 +47,6 @@ class FakeClock:
                 await asyncio.sleep(0)
 
 
-class InjectedCrash(Exception):
-    pass
-
-
-class FailingStore:
-    """The real store, except that every transaction does its work and then fails before
-    COMMIT — as if the process died at the worst moment."""
-
-    def __init__(self, real: Any) -> None:
-        self.real = real
-
-    async def transaction(self, fn: Callable[[Any], Any]) -> Any:
-        def then_crash(conn: Any) -> Any:
-            fn(conn)
-            raise InjectedCrash("crash before commit")
-
-        return await self.real.transaction(then_crash)
-
-
 async def settle(condition: Callable[[], bool], *, rounds: int = 200) -> None:
     """Yield to the loop until ``condition()`` holds (work moving through a thread pool)."""
     for _ in range(rounds):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
-from pathlib import Path
 
 import pytest
 
+from registry.config import load_config
 from registry.events import JobQueue, JobState, transition
-from registry.metadata.store import SQLiteMetadataStore
+from registry.metadata.factory import open_store
+from registry.metadata.writes import NewJob, apply
 
 SCAN = "scan.image"
 
@@ -71,14 +72,21 @@ async def test_only_due_jobs_of_the_asked_kinds_are_claimed(queue, clock):
     assert [j.id for j in await queue.claim([SCAN], "w", lease_seconds=10, limit=5)] == [later]
 
 
-async def test_enqueue_in_joins_the_callers_transaction(store, queue):
+async def test_a_job_written_in_a_change_commits_with_it(store, queue, clock):
     def change(conn):
-        queue.enqueue_in(conn, SCAN, {"digest": "sha256:aa"}, priority=5)
+        apply(conn, [NewJob(SCAN, {"digest": "sha256:aa"}, priority=5)], now=clock())
         raise RuntimeError("the change is refused")
 
     with pytest.raises(RuntimeError):
-        await store.transaction(change)
+        await store.db.write(change)
     assert await queue.claim([SCAN], "w", lease_seconds=10, limit=5) == []
+
+
+async def test_the_same_idempotency_key_queues_one_job(queue):
+    first = await queue.enqueue(SCAN, {"n": 1}, idempotency_key="ecr:StartImageScan:abc")
+    again = await queue.enqueue(SCAN, {"n": 2}, idempotency_key="ecr:StartImageScan:abc")
+    assert first is not None and again is None
+    assert (await queue.get(first)).idempotency_key == "ecr:StartImageScan:abc"
 
 
 # -- leases -----------------------------------------------------------------------------------
@@ -138,9 +146,10 @@ async def test_purge_forgets_old_finished_jobs_only(queue, clock):
 
 # -- claims across processes ------------------------------------------------------------------
 
-def _claim_all(path: str, owner: str, barrier, results) -> None:
+def _claim_all(data_dir: str, url: str, owner: str, barrier, results) -> None:
     async def run() -> list[int]:
-        store = SQLiteMetadataStore(Path(path))
+        store = open_store(load_config(None, environ={}, overrides={
+            "data_dir": data_dir, "metadata.url": url}), prepare=False)
         queue = JobQueue(store)
         taken: list[int] = []
         barrier.wait()
@@ -153,11 +162,12 @@ def _claim_all(path: str, owner: str, barrier, results) -> None:
     results.put((owner, asyncio.run(run())))
 
 
-async def test_two_processes_never_claim_the_same_job(store, queue, tmp_path):
+async def test_two_processes_never_claim_the_same_job(store, queue, metadata_config):
     expected = {await queue.enqueue(SCAN, {"n": n}) for n in range(300)}
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(str(store.path), owner, barrier, results))
+    procs = [ctx.Process(target=_claim_all, args=(
+        str(metadata_config.data_dir), metadata_config.metadata.url, owner, barrier, results))
              for owner in ("proc-a", "proc-b")]
     for p in procs:
         p.start()

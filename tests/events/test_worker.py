@@ -6,19 +6,13 @@ Time is a FakeClock: backoff and lease renewal are observed by moving it, never 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
 import random
-import signal
-import time
-from pathlib import Path
 
 import pytest
 
-from registry.events import JobQueue, JobState, PermanentError, RetryableError
+from registry.events import JobState, PermanentError, RetryableError
 from registry.worker import RetryPolicy, Worker
-from registry.metadata.store import SQLiteMetadataStore
-from tests.events.fakes import FakeClock, settle
+from tests.events.fakes import settle
 
 KIND = "scan.image"
 
@@ -225,39 +219,3 @@ async def test_run_polls_for_work_enqueued_later(queue, clock):
 def test_worker_rejects_nonsense_settings(queue, clock):
     with pytest.raises(ValueError):
         make_worker(queue, clock, None, concurrency=0)
-
-
-def _work_forever(path: str, marker: str) -> None:
-    """A worker process whose job never ends (a long scan) until the process is killed."""
-    async def scan(job):
-        Path(marker).write_text(str(job.id))
-        await asyncio.Event().wait()
-
-    async def main():
-        store = SQLiteMetadataStore(Path(path))
-        await Worker(JobQueue(store), {KIND: scan}, lease_seconds=60, poll_interval=0.01).run()
-
-    asyncio.run(main())
-
-
-async def test_a_worker_killed_mid_job_has_its_job_finished_after_restart(store, tmp_path):
-    job_id = await JobQueue(store).enqueue(KIND, {"digest": "sha256:aa"}, priority=10)
-    marker = tmp_path / "started"
-    ctx = multiprocessing.get_context("spawn")
-    child = ctx.Process(target=_work_forever, args=(str(store.path), str(marker)))
-    child.start()
-    await settle(marker.exists, rounds=30_000)
-    os.kill(child.pid, signal.SIGKILL)  # no cleanup, no release: the lease just stays
-    await asyncio.to_thread(child.join, 10)
-
-    after_lease = FakeClock(time.time() + 61)  # the restarted server, once the lease expired
-    queue = JobQueue(store, clock=after_lease)
-    assert (await queue.get(job_id)).state is JobState.LEASED
-    finished = []
-
-    async def scan(job):
-        finished.append((job.id, job.attempts, job.payload))
-
-    assert await make_worker(queue, after_lease, scan).run_until_idle() == 1
-    assert finished == [(job_id, 2, {"digest": "sha256:aa"})]
-    assert (await queue.get(job_id)).state is JobState.SUCCEEDED

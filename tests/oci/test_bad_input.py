@@ -205,8 +205,7 @@ def snapshot(config) -> dict[str, object]:
         tables = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
                   for t in ("repositories", "blobs", "repository_blobs", "manifests", "tags",
                             "manifest_references")}
-        # Events are facts a background fan-out marks consumed; compare only the facts.
-        tables["outbox"] = conn.execute("SELECT id, kind, payload FROM outbox ORDER BY id").fetchall()
+        tables["events"] = conn.execute("SELECT id, kind, payload FROM events ORDER BY id").fetchall()
         tables["jobs"] = conn.execute("SELECT id, kind, payload FROM jobs ORDER BY id").fetchall()
     finally:
         conn.close()

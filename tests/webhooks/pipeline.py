@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import random
 
-from registry.events import FanOut, JobQueue
+from registry.events import Consumers, JobQueue
 from registry.worker import RetryPolicy, Worker
 from registry.metadata.models import Event, ManifestRecord
-from scanner.webhooks import (
-    DELIVER_JOB, DeliveryLog, Endpoint, WebhookDeliverer, WebhookSubscriber,
-)
+from scanner.service import webhook_consumers
+from scanner.webhooks import DELIVER_JOB, DeliveryLog, Endpoint, WebhookDeliverer
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -25,10 +24,19 @@ class Pipeline:
         self.deliveries = DeliveryLog(store)
         self.deliverer = deliverer = WebhookDeliverer(endpoints, self.deliveries,
                                                       resolver=resolver, clock=clock)
-        fanout = FanOut(self.queue, [WebhookSubscriber(endpoints, region=REGION)])
-        self.worker = Worker(self.queue, {DELIVER_JOB: deliverer}, fanout=fanout, retry=retry,
+        self.consumers = Consumers(store, webhook_consumers(endpoints, region=REGION),
+                                   clock=clock)
+        self.worker = Worker(self.queue, {DELIVER_JOB: deliverer}, consumers=self.consumers,
+                             retry=retry,
                              concurrency=4, lease_seconds=60, clock=clock, sleep=clock.sleep,
                              rng=random.Random(7))
+
+    @classmethod
+    async def open(cls, *args, **kwargs) -> "Pipeline":
+        """A pipeline whose consumers exist, as a server's do once it has started."""
+        pipeline = cls(*args, **kwargs)
+        await pipeline.consumers.register()
+        return pipeline
 
     async def close(self) -> None:
         await self.worker.stop(grace=1)

@@ -121,7 +121,7 @@ def test_config_accepts_opt_in_and_names(tmp_path):
 # -- at delivery: the resolved addresses ---------------------------------------------------------
 
 async def deliver(store, clock, hook, resolver=None):
-    pipeline = Pipeline(store, [hook], clock, resolver=resolver)
+    pipeline = await Pipeline.open(store, [hook], clock, resolver=resolver)
     await push_image(store)
     await pipeline.worker.run_until_idle()
     clock.advance(24 * 3600)  # a refusal is permanent: nothing is due later
@@ -197,7 +197,7 @@ async def test_opt_in_delivers_to_the_resolved_private_address(store, clock, rec
 async def test_unknown_names_stay_retryable_network_errors(store, clock):
     resolver = MapResolver({})
     hook = endpoint("https://nowhere.example.test/berth", allow_private_network=False)
-    pipeline = Pipeline(store, [hook], clock, resolver=resolver)
+    pipeline = await Pipeline.open(store, [hook], clock, resolver=resolver)
     await push_image(store)
     await pipeline.worker.run_until_idle()
     [delivery] = await pipeline.deliveries.recent()

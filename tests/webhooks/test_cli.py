@@ -26,7 +26,7 @@ async def deliver_twice(data_dir) -> None:
     flaky, gone = Receiver([503, 200]), Receiver([410])
     servers = [await start_receiver(flaky), await start_receiver(gone)]
     store = SQLiteMetadataStore(data_dir / "metadata.db")
-    pipeline = Pipeline(store, [endpoint(flaky.url, name="ci"),
+    pipeline = await Pipeline.open(store, [endpoint(flaky.url, name="ci"),
                                 endpoint(gone.url + "?token=t0k", name="old-chat")], clock)
     try:
         await push_image(store)

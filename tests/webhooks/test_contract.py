@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from registry.events import OutboxEvent
+from registry.events import LoggedEvent
 from scanner.webhooks import (
     Endpoint, Outcome, WebhookSubscriber, classify, eventbridge_events, redact_url,
     repository_matches, sign, verify_signature,
@@ -71,7 +71,7 @@ def test_classify(status, outcome):
 
 def render(kind, payload):
     counter = iter(range(100))
-    return eventbridge_events(OutboxEvent(1, kind, {"account": "123456789012", **payload},
+    return eventbridge_events(LoggedEvent(1, kind, {"account": "123456789012", **payload},
                                           1573869274.0),
                               region="us-west-2", new_id=lambda: f"id-{next(counter)}")
 
@@ -173,7 +173,7 @@ def test_endpoint_from_config_reads_the_secret_file_and_hides_secrets(tmp_path):
 def test_subscriber_renders_once_and_addresses_each_matching_endpoint():
     hooks = [Endpoint("a", "http://a", "s"), Endpoint("b", "http://b", "s",
                                                        repositories=("other/*",))]
-    jobs = WebhookSubscriber(hooks, region="us-east-1")(OutboxEvent(
+    jobs = WebhookSubscriber(hooks, region="us-east-1")(LoggedEvent(
         7, "image.pushed", {"account": "123456789012", "repository": "team/app",
                             "digest": "sha256:aa", "tags": ["v1"]}, 0.0))
     assert [(j.kind, j.payload["endpoint"]) for j in jobs] == [("webhook.deliver", "a")]

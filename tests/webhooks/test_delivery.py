@@ -33,9 +33,9 @@ async def test_three_failures_a_restart_and_the_fourth_attempt_delivers(
     caplog.set_level(logging.DEBUG)
     receiver = await receiver_factory([500, 500, 500, 200])
     hook = endpoint(receiver.url)
+    first = await Pipeline.open(store, [hook], clock)
     await push_image(store)
 
-    first = Pipeline(store, [hook], clock)
     await first.worker.run_until_idle()
     await next_attempt(first, clock)
     await first.worker.run_until_idle()
@@ -45,7 +45,7 @@ async def test_three_failures_a_restart_and_the_fourth_attempt_delivers(
     await store.close()
     reopened = SQLiteMetadataStore(tmp_path / "metadata.db")
     try:
-        second = Pipeline(reopened, [hook], clock)
+        second = await Pipeline.open(reopened, [hook], clock)
         await next_attempt(second, clock)
         await second.worker.run_until_idle()
         await next_attempt(second, clock)
@@ -85,7 +85,7 @@ async def test_three_failures_a_restart_and_the_fourth_attempt_delivers(
 
 async def test_a_400_is_permanent_and_recorded(store, clock, receiver_factory):
     receiver = await receiver_factory([400])
-    pipeline = Pipeline(store, [endpoint(receiver.url)], clock)
+    pipeline = await Pipeline.open(store, [endpoint(receiver.url)], clock)
     await push_image(store)
     await pipeline.worker.run_until_idle()
     clock.advance(24 * 3600)
@@ -103,7 +103,7 @@ async def test_a_400_is_permanent_and_recorded(store, clock, receiver_factory):
 async def test_429_and_408_are_retried_and_retry_after_is_honoured(
         store, clock, receiver_factory):
     receiver = await receiver_factory([429, 408, 204], retry_after="120")
-    pipeline = Pipeline(store, [endpoint(receiver.url)], clock)
+    pipeline = await Pipeline.open(store, [endpoint(receiver.url)], clock)
     await push_image(store)
     await pipeline.worker.run_until_idle()
     [delivery] = await pipeline.deliveries.recent()
@@ -125,7 +125,7 @@ async def test_network_errors_and_timeouts_are_retried_without_leaking_the_url(
         port = probe.getsockname()[1]
         closed = f"http://user:pw@127.0.0.1:{port}/hook?token=abc"
     hooks = [endpoint(closed, name="down"), endpoint(hanging.url, name="slow", timeout=0.02)]
-    pipeline = Pipeline(store, hooks, clock)
+    pipeline = await Pipeline.open(store, hooks, clock)
     await push_image(store)
     await pipeline.worker.run_until_idle()
     found = {d.endpoint: d for d in await pipeline.deliveries.recent()}
@@ -144,7 +144,7 @@ async def test_filters_choose_which_endpoints_hear_of_an_event(store, clock, rec
     everything = await receiver_factory([200])
     scans_only = await receiver_factory([200])
     other_team = await receiver_factory([200])
-    pipeline = Pipeline(store, [
+    pipeline = await Pipeline.open(store, [
         endpoint(everything.url, name="all"),
         endpoint(scans_only.url, name="scans", events=frozenset({"ECR Image Scan"})),
         endpoint(other_team.url, name="other", repositories=("other/*",)),
@@ -162,9 +162,9 @@ async def test_filters_choose_which_endpoints_hear_of_an_event(store, clock, rec
 async def test_a_crashed_delivery_is_replayed_after_the_lease_expires(
         store, clock, receiver_factory):
     receiver = await receiver_factory([200])
-    pipeline = Pipeline(store, [endpoint(receiver.url)], clock)
+    pipeline = await Pipeline.open(store, [endpoint(receiver.url)], clock)
     await push_image(store)
-    await pipeline.worker.fanout.pump()
+    await pipeline.worker.consumers.pump()
     # A worker claims the delivery and dies before sending it.
     assert await pipeline.queue.claim(["webhook.deliver"], "dead", lease_seconds=60, limit=1)
     assert await pipeline.worker.run_until_idle() == 0
@@ -180,11 +180,11 @@ async def test_a_crashed_delivery_is_replayed_after_the_lease_expires(
 
 async def test_a_delivery_for_a_removed_endpoint_fails_permanently(store, clock, receiver_factory):
     receiver = await receiver_factory([200])
-    old = Pipeline(store, [endpoint(receiver.url, name="old")], clock)
+    old = await Pipeline.open(store, [endpoint(receiver.url, name="old")], clock)
     await push_image(store)
-    await old.worker.fanout.pump()
+    await old.worker.consumers.pump()
     await old.close()
-    new = Pipeline(store, [endpoint(receiver.url, name="new")], clock)  # config changed
+    new = await Pipeline.open(store, [endpoint(receiver.url, name="new")], clock)  # config changed
     await new.worker.run_until_idle()
     [delivery] = await new.deliveries.recent()
     job = await new.queue.get(1)
