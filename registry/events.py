@@ -31,13 +31,11 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from registry.metadata.models import LoggedEvent
 from registry.metadata.writes import NewJob
 
-if TYPE_CHECKING:
-    import sqlite3
 
 log = logging.getLogger(__name__)
 

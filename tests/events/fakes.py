@@ -1,11 +1,11 @@
-"""Small hand-written fakes for the job runtime: virtual time and fault injection."""
+"""Small hand-written fakes for the job runtime: virtual time."""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
 import itertools
-from typing import Any, Callable
+from typing import Callable
 
 
 class FakeClock:

@@ -49,13 +49,7 @@ async def wait_for(condition, timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize("backend", [
-    "sqlite",
-    # Passes once the webhook delivery log runs on the store (branch i9-idents; checked in a
-    # merge of both): until then every delivery on PostgreSQL fails to record its attempt.
-    pytest.param("postgresql", marks=pytest.mark.xfail(
-        reason="the webhook delivery log is still SQLite-only on this branch")),
-])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_a_node_killed_mid_job_has_it_replayed_once_by_the_other(
         backend, request, tmp_path):
     url = request.getfixturevalue("postgres").create_database("cluster") \
