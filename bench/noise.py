@@ -2,11 +2,18 @@
 
 On a 2-core machine one stray test run halves a server's throughput, and the numbers do not
 say so. Each sample therefore records the CPU time of user processes that are neither the
-target's process group nor this benchmark process and its children (wrk): ``other_cpu_pct``,
+target's processes nor this benchmark process and its children (wrk): ``other_cpu_pct``,
 in percent of all cores over the sample's wall time; the report flags samples above
 ``NOISY_PCT``. Kernel work is not "other": kernel threads (disk writeback of a target that
 does not fsync, for example) and interrupt/softirq time (loopback TCP) are caused by the
 workload itself, and are recorded separately as ``kernel_cpu_pct``, as is hypervisor steal.
+
+A target's processes are its process group plus any companions working for it — the PostgreSQL
+cluster of ``berth-pg`` (postmaster, checkpointer, walwriter, one backend per connection) —
+and their CPU is ``target_cpu_pct``. A process's count includes its reaped children
+(``cutime``/``cstime``): a PostgreSQL backend or autovacuum worker that exits during the
+sample is reaped by the postmaster, so its CPU stays the target's instead of turning into
+"other" when it leaves /proc.
 """
 
 from __future__ import annotations
@@ -61,7 +68,8 @@ def _group_ticks(pids: list[int]) -> dict[int, int]:
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2:].split()
-        ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime
+        # utime + stime + cutime + cstime (reaped children; see module docstring)
+        ticks[pid] = sum(int(v) for v in fields[11:15])
     return ticks
 
 

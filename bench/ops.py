@@ -1,6 +1,6 @@
 """OCI distribution operations the workloads time: blob push (monolithic and chunked), blob
-pull, small blob and manifest push. Each speaks the spec's wire protocol directly through
-``httpclient.Connection`` and checks the status codes the spec requires, so a target that
+pull, small image push (config, layer, manifest by tag). Each speaks the spec's wire
+protocol directly through ``httpclient.Connection`` and checks the status codes the spec requires, so a target that
 answers fast but wrong is caught rather than measured.
 """
 
@@ -65,16 +65,27 @@ def pull_blob(conn: Connection, repo: str, digest: str, size: int) -> None:
         raise HttpError(f"pulled {response.body_length} bytes, expected {size}")
 
 
-def push_small_image(conn: Connection, repo: str, image: SmallImage, tag: str) -> None:
-    """Push config, layer and manifest (by tag), then GET it back to check the bytes."""
+def push_image(conn: Connection, repo: str, image: SmallImage, tag: str) -> None:
+    """Push config and layer (POST + PUT ?digest= each), then PUT the manifest by tag:
+    five requests, the way a client pushes a new image."""
     push_bytes(conn, repo, image.config, image.config_digest)
     push_bytes(conn, repo, image.layer, image.layer_digest)
     conn.request("PUT", f"/v2/{repo}/manifests/{tag}",
                  headers={"Content-Type": OCI_MANIFEST}, body=image.manifest).expect(201)
+
+
+def check_manifest(conn: Connection, repo: str, image: SmallImage, tag: str) -> None:
+    """GET the manifest by tag and compare the bytes with what was pushed."""
     response = conn.request("GET", f"/v2/{repo}/manifests/{tag}",
                             headers={"Accept": OCI_MANIFEST}).expect(200)
     if response.body != image.manifest:
-        raise HttpError("manifest GET returned different bytes than were pushed")
+        raise HttpError(f"manifest GET of {tag} returned different bytes than were pushed")
+
+
+def push_small_image(conn: Connection, repo: str, image: SmallImage, tag: str) -> None:
+    """Push config, layer and manifest (by tag), then GET them back to check the bytes."""
+    push_image(conn, repo, image, tag)
+    check_manifest(conn, repo, image, tag)
     response = conn.request("GET", f"/v2/{repo}/blobs/{image.layer_digest}").expect(200)
     if response.body != image.layer:
         raise HttpError("small blob GET returned different bytes than were pushed")

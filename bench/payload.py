@@ -1,5 +1,5 @@
-"""Benchmark payloads: one pre-generated random blob file and a tiny image (config, layer,
-manifest) for the request-rate workloads.
+"""Benchmark payloads: one pre-generated random blob file, a tiny image (config, layer,
+manifest) for the request-rate workloads, and a set of distinct tiny images for push-small.
 
 The big blob is random so no layer of the stack can compress or deduplicate it. It is written
 once per run into the benchmark's work directory (same disk as the targets' data dirs) and
@@ -81,3 +81,8 @@ def make_small_image(layer_size: int = 1024) -> SmallImage:
                     "size": len(layer)}],
     }, indent=2).encode()
     return SmallImage(config=config, layer=layer, manifest=manifest)
+
+
+def make_small_images(count: int, layer_size: int = 1024) -> tuple[SmallImage, ...]:
+    """``count`` distinct small images: random layers, so configs and manifests differ too."""
+    return tuple(make_small_image(layer_size) for _ in range(count))

@@ -37,6 +37,8 @@ class Goal:
 
     @property
     def primary(self) -> bool:
+        """Berth against Distribution (or an absolute ceiling): the table's ratio column.
+        Every other comparison is a line below the table."""
         return self.numerator == "berth" and self.denominator in ("distribution", None)
 
 
@@ -52,6 +54,16 @@ GOALS = [
     # What authorization costs (issue 3): manifest GETs with auth on >= 0.8x of auth off.
     Goal("manifest-get", numerator="berth-auth", denominator="berth", min_ratio=0.8),
     Goal("blob-get", numerator="berth-auth", denominator="berth"),
+    # Issue 9, PostgreSQL metadata: PostgreSQL >= 0.7x of SQLite, and SQLite Berth no slower
+    # than main before the port (berth-base, from --base-src) by more than 10 %.
+    Goal("push-small"),
+    Goal("manifest-get", numerator="berth-pg", denominator="berth", min_ratio=0.7),
+    Goal("push-small", numerator="berth-pg", denominator="berth", min_ratio=0.7),
+    Goal("manifest-get", numerator="berth", denominator="berth-base", min_ratio=0.9),
+    Goal("push-small", numerator="berth", denominator="berth-base"),
+    Goal("manifest-get", numerator="berth-pg", denominator="distribution"),
+    Goal("push-small", numerator="berth-pg", denominator="distribution"),
+    Goal("manifest-get", numerator="berth-base", denominator="distribution"),
 ]
 
 RSS_SOURCES = ("push-mono", "push-chunked")
@@ -96,9 +108,10 @@ def _goal_row(goal: Goal, medians: dict, samples: Samples) -> dict:
     got = medians[goal.workload]
     num = got.get(goal.numerator)
     den = got.get(goal.denominator) if goal.denominator else None
-    row = {**asdict(goal), "goal": goal.text, "numerator_value": num,
-           "denominator_value": den, "ratio": None}
-    failed = errors(samples.get(goal.workload, {}).get(goal.numerator, []))
+    row = {**asdict(goal), "goal": goal.text, "primary": goal.primary,
+           "numerator_value": num, "denominator_value": den, "ratio": None}
+    ran = samples.get(goal.workload, {})
+    failed = [e for t in (goal.numerator, goal.denominator) for e in errors(ran.get(t, []))]
     if goal.denominator is not None:
         if num is None or den is None:
             row["result"] = "ERROR" if failed else "N/A"
@@ -157,8 +170,7 @@ def render_table(summary: dict, targets: list[str]) -> str:
     medians = summary["medians"]
     headers = ["workload", "unit", *targets, "ratio", "goal", "result"]
     body = []
-    by_workload = {row["workload"]: row for row in summary["rows"]
-                   if row["numerator"] == "berth"}
+    by_workload = {row["workload"]: row for row in summary["rows"] if row["primary"]}
     for workload, got in medians.items():
         row = by_workload.get(workload, {})
         ratio = row.get("ratio")
@@ -173,7 +185,7 @@ def render_table(summary: dict, targets: list[str]) -> str:
     out += ["  ".join(str(c).rjust(w) if 1 < i < len(headers) - 2 else str(c).ljust(w)
                       for i, (c, w) in enumerate(zip(r, widths))) for r in body]
     for row in summary["rows"]:
-        if row["numerator"] != "berth":
+        if not row["primary"]:
             ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
             out.append(f"{row['workload']}: {row['numerator']} / {row['denominator']} = "
                        f"{ratio}  goal {row['goal']}  {row['result']}")

@@ -6,7 +6,8 @@
 For every workload and round, each target is started fresh (free loopback port, empty data dir
 under one work dir on one disk), set up, measured once and stopped; the order of targets
 alternates between rounds. The report gives each target's median, the Berth/Distribution ratio
-and the goal from issue 5. See bench/README.md.
+and the goals (issue 5's against Distribution; issue 3's and 9's between Berth variants). See
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -30,7 +32,7 @@ from bench import report  # noqa: E402
 from bench.httpclient import HttpError  # noqa: E402
 from bench.noise import NOISY_PCT, CpuNoise, wait_until_quiet  # noqa: E402
 from bench.ops import file_is_cached  # noqa: E402
-from bench.payload import make_blob_file, make_small_image  # noqa: E402
+from bench.payload import make_blob_file, make_small_image, make_small_images  # noqa: E402
 from bench.targets import DISTRIBUTION_BINARY, REPO_ROOT, SPECS, Launcher  # noqa: E402
 from bench.workloads import DERIVED, WORKLOADS, Context, Settings  # noqa: E402
 from bench.wrk import WrkError  # noqa: E402
@@ -62,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--berth-src", default=REPO_ROOT, metavar="DIR",
                         help="run Berth from this source tree (default: this checkout), e.g. "
                              "a `git archive` export of a commit while the work tree changes")
+    parser.add_argument("--base-src", metavar="DIR",
+                        help="the baseline Berth source tree for the berth-base target, e.g. "
+                             "`git -C REPO archive COMMIT | tar -x -C DIR`")
     parser.add_argument("--quiet-wait", type=float, default=60.0, metavar="SECONDS",
                         help="before each sample, wait up to this long for the machine to be "
                              "idle (default 60; 0 disables)")
@@ -71,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rounds is not None and not 1 <= args.rounds <= 50:
         parser.error("--rounds must be between 1 and 50")
+    if any(SPECS[t].source == "base" for t in args.targets) and not args.base_src:
+        parser.error("target berth-base needs --base-src DIR")
     return args
 
 
@@ -100,6 +107,12 @@ def _commit_file(src: str) -> str:
         return ""
 
 
+def _commit_of(src: str, out) -> str:
+    # An exported tree is not a git work tree: rev-parse would name the enclosing repository's
+    # HEAD (or fail), so a COMMIT file written by the exporter wins.
+    return _commit_file(src) or out(["git", "-C", src, "rev-parse", "--short", "HEAD"])
+
+
 def describe_machine(launcher: Launcher, targets: list[str]) -> dict:
     def out(argv: list[str]) -> str:
         try:
@@ -115,11 +128,26 @@ def describe_machine(launcher: Launcher, targets: list[str]) -> dict:
         "distribution": out([DISTRIBUTION_BINARY, "--version"]),
         "wrk": out(["wrk", "--version"]).splitlines()[0] if shutil.which("wrk") else "",
         "berth_src": launcher.berth_src,
-        "berth_commit": out(["git", "-C", launcher.berth_src, "rev-parse", "--short",
-                             "HEAD"]) or _commit_file(launcher.berth_src),
+        "berth_commit": _commit_of(launcher.berth_src, out),
     }
+    if launcher.base_src:
+        info["base_src"] = launcher.base_src
+        info["base_commit"] = _commit_of(launcher.base_src, out)
+    if launcher.postgres is not None:
+        info["postgres"] = launcher.postgres.describe()
     info["target_env"] = {t: launcher.target_env(SPECS[t]) for t in targets}
     return info
+
+
+_EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception)\b.*")
+
+
+def _headline(message: str) -> str:
+    """The first line of a start failure plus the last exception line of the log tail it
+    carries: enough for the progress line and the report (the whole tail is in the JSON)."""
+    first, *rest = message.splitlines() or [""]
+    raised = [line.strip() for line in rest if _EXCEPTION_LINE.match(line.strip())]
+    return f"{first.rstrip(':')} ({raised[-1]})" if raised else first
 
 
 def run_one(launcher: Launcher, workload_name: str, target_name: str, ctx: Context) -> dict:
@@ -128,8 +156,12 @@ def run_one(launcher: Launcher, workload_name: str, target_name: str, ctx: Conte
     try:
         target = launcher.start(spec, workers=workers)
     except RuntimeError as exc:
-        return {"value": None, "error": f"start failed: {exc}"}
-    noise = CpuNoise(target.pids)
+        # Nothing was measured; zero CPU keeps the report's columns (and no retry is due).
+        return {"value": None, "error": f"start failed: {_headline(str(exc))}",
+                "log_tail": str(exc),
+                "cpu": {"other_cpu_pct": 0.0, "target_cpu_pct": 0.0, "kernel_cpu_pct": 0.0,
+                        "steal_pct": 0.0}}
+    noise = CpuNoise(target.cpu_pids)
     noise.start()
     try:
         sample = workload.measure(target, ctx)
@@ -194,12 +226,20 @@ def run(args: argparse.Namespace) -> int:
     rounds = args.rounds or (1 if args.quick else 3)
     targets = list(dict.fromkeys(args.targets))
     workdir = tempfile.mkdtemp(prefix="berth-bench-", dir=args.tmpdir)
-    launcher = Launcher(workdir=workdir, berth_src=os.path.abspath(args.berth_src))
+    launcher = Launcher(workdir=workdir, berth_src=os.path.abspath(args.berth_src),
+                        base_src=os.path.abspath(args.base_src) if args.base_src else None)
     try:
-        if any(SPECS[t].kind == "berth" for t in targets) and not launcher.berth_help():
-            print("berth is not runnable (`python3 -m registry serve --help` failed); "
-                  "use --targets distribution", file=sys.stderr)
-            return 2
+        for src in {launcher.source(SPECS[t]) for t in targets if SPECS[t].kind == "berth"}:
+            if not launcher.berth_help(src):
+                print(f"berth in {src} is not runnable (`python3 -m registry serve --help` "
+                      "failed); use --targets distribution", file=sys.stderr)
+                return 2
+        if any(SPECS[t].metadata == "postgresql" for t in targets):
+            print("starting the PostgreSQL cluster", flush=True)
+            try:
+                launcher.start_postgres()
+            except RuntimeError as exc:
+                print(f"warning: {exc}; its targets will report ERROR", file=sys.stderr)
         machine = describe_machine(launcher, targets)
         print(f"machine: {json.dumps(machine)}")
         print(f"settings: {json.dumps(asdict(settings))}, rounds: {rounds}")
@@ -209,7 +249,8 @@ def run(args: argparse.Namespace) -> int:
         file_is_cached(blob.path)
         launcher.serve_file = blob.path
         ctx = Context(settings=settings, blob=blob,
-                      image=make_small_image(settings.small_blob_size))
+                      image=make_small_image(settings.small_blob_size),
+                      images=make_small_images(settings.push_images, settings.small_blob_size))
         samples = run_workloads(launcher, ctx, selected_workloads(args.only), targets, rounds,
                                 args)
         summary = report.summarize(samples, targets)

@@ -8,7 +8,9 @@ headers. Variants are just more specs, e.g. Berth with authorization switched on
                prepare=fetch_token_header)   # -> {"Authorization": "Basic ..."}
 
 ``prepare`` runs once the target answers its health check and returns headers that every
-benchmark request to it carries (the Python client and wrk alike).
+benchmark request to it carries (the Python client and wrk alike). ``source`` picks the Berth
+source tree (``--berth-src`` or the baseline's ``--base-src``); ``metadata="postgresql"`` gives
+each start a fresh database on the run's one PostgreSQL cluster (``bench/pgcluster.py``).
 
 Every server runs in its own process group (``start_new_session``), so stopping it stops its
 workers too, and the RSS sampler can find all of its processes by group id.
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from bench.httpclient import Connection
+from bench.pgcluster import BenchPostgres
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,11 @@ Headers = Mapping[str, str]
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """What to run. ``kind`` is one of ``berth``, ``distribution``, ``null``."""
+    """What to run. ``kind`` is one of ``berth``, ``distribution``, ``null``, ``disk``.
+
+    Berth only: ``source`` is ``"berth"`` (``--berth-src``) or ``"base"`` (``--base-src``);
+    ``metadata`` is ``"sqlite"`` (in the data dir) or ``"postgresql"``.
+    """
 
     name: str
     kind: str
@@ -52,6 +59,8 @@ class TargetSpec:
     headers: Headers = field(default_factory=dict)
     prepare: Callable[["RunningTarget"], Headers] | None = None
     quiet: bool = True
+    source: str = "berth"
+    metadata: str = "sqlite"
 
 
 # Berth's counterpart of Distribution's ``log.level: error`` + ``accesslog.disabled: true``.
@@ -78,6 +87,11 @@ SPECS: dict[str, TargetSpec] = {
     # Authorization on; every request carries the admin's registry token (docker login).
     "berth-auth": TargetSpec(name="berth-auth", kind="berth",
                              env={"BERTH_AUTH__ENABLED": "true"}, prepare=_auth_header),
+    # Issue 9: PostgreSQL metadata (a fresh database per start, schema created by serve).
+    "berth-pg": TargetSpec(name="berth-pg", kind="berth", env=_AUTH_OFF,
+                           metadata="postgresql"),
+    # The baseline: Berth from --base-src (e.g. main before a change), same settings as berth.
+    "berth-base": TargetSpec(name="berth-base", kind="berth", env=_AUTH_OFF, source="base"),
     "distribution": TargetSpec(name="distribution", kind="distribution"),
     # A process that reads and discards uploads and serves downloads from the blob file: the
     # ceiling of the benchmark client itself, so the report shows it is not the bottleneck.
@@ -97,6 +111,9 @@ class RunningTarget:
     log_path: str
     proc: subprocess.Popen | None
     headers: dict[str, str] = field(default_factory=dict)
+    database_url: str = ""
+    # Processes outside the server's group that work for it (berth-pg's PostgreSQL cluster).
+    companions: Callable[[], list[int]] | None = None
 
     @property
     def name(self) -> str:
@@ -112,6 +129,10 @@ class RunningTarget:
     def pids(self) -> list[int]:
         """Every live process in the server's process group (the server and its workers)."""
         return group_pids(self.proc.pid) if self.proc is not None else []
+
+    def cpu_pids(self) -> list[int]:
+        """The processes whose CPU time is the target's: its group plus its companions."""
+        return self.pids() + (self.companions() if self.companions is not None else [])
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -144,22 +165,53 @@ def group_pids(pgid: int) -> list[int]:
 
 
 class Launcher:
-    """Starts and stops targets under one work directory; stops everything on ``close``."""
+    """Starts and stops targets under one work directory; stops everything on ``close``,
+    the PostgreSQL cluster included."""
 
     def __init__(self, *, workdir: str, serve_file: str | None = None,
-                 berth_src: str = REPO_ROOT) -> None:
+                 berth_src: str = REPO_ROOT, base_src: str | None = None) -> None:
         self.workdir = workdir
         self.berth_src = berth_src
+        self.base_src = base_src
         self.serve_file = serve_file
+        self.postgres: BenchPostgres | None = None
+        self._postgres_error = ""
         self._running: list[RunningTarget] = []
-        self._berth_help: str | None = None
-        self._berth_keys: dict[str, bool] = {}
+        self._berth_help: dict[str, str] = {}
+        self._berth_keys: dict[tuple[str, str], bool] = {}
+
+    def source(self, spec: TargetSpec) -> str:
+        """The Berth source tree ``spec`` runs from.
+
+        Raises:
+            RuntimeError: a baseline target without ``--base-src``.
+        """
+        if spec.source == "base":
+            if not self.base_src:
+                raise RuntimeError(f"{spec.name} needs --base-src")
+            return self.base_src
+        return self.berth_src
+
+    def start_postgres(self) -> None:
+        """Start the run's PostgreSQL cluster. On failure the error is kept and every
+        ``metadata="postgresql"`` start fails with it (an ERROR row, not a crash).
+
+        Raises:
+            RuntimeError: the cluster did not start (the message is also kept).
+        """
+        self.postgres = BenchPostgres(tmp_root=self.workdir)
+        try:
+            self.postgres.start()
+        except RuntimeError as exc:
+            self.postgres, self._postgres_error = None, str(exc)
+            raise
 
     def start(self, spec: TargetSpec, *, workers: int | None = None) -> RunningTarget:
         """Start ``spec`` on a free port with a fresh data dir; return once it is ready.
 
         Raises:
-            RuntimeError: the process exited or did not become ready in time.
+            RuntimeError: the process exited or did not become ready in time, or its
+                database could not be made.
         """
         port = free_port()
         data_dir = tempfile.mkdtemp(prefix=f"{spec.name}-", dir=self.workdir)
@@ -169,17 +221,18 @@ class Launcher:
                                    proc=None)
             self._running.append(target)
             return target
-        argv, health_path = self._command(spec, port, data_dir, workers)
-        env = {**os.environ, **self.target_env(spec)}
-        with open(log_path, "wb") as log_file:
-            cwd = self.berth_src if spec.kind == "berth" else REPO_ROOT
-            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=log_file, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
         target = RunningTarget(spec=spec, port=port, data_dir=data_dir, log_path=log_path,
-                               proc=proc, headers=dict(spec.headers))
+                               proc=None, headers=dict(spec.headers))
         self._running.append(target)
         try:
+            env = {**os.environ, **self.target_env(spec), **self._database_env(target)}
+            argv, health_path = self._command(spec, port, data_dir, workers)
+            with open(log_path, "wb") as log_file:
+                cwd = self.source(spec) if spec.kind == "berth" else REPO_ROOT
+                target.proc = subprocess.Popen(argv, cwd=cwd, env=env,
+                                               stdin=subprocess.DEVNULL, stdout=log_file,
+                                               stderr=subprocess.STDOUT,
+                                               start_new_session=True)
             _wait_ready(target, health_path)
             if spec.prepare is not None:
                 try:
@@ -192,28 +245,51 @@ class Launcher:
             raise
         return target
 
+    def _database_env(self, target: RunningTarget) -> dict[str, str]:
+        """For a PostgreSQL target: a fresh database, and the settings pointing Berth at it
+        (required, unlike the quiet-logging ones: without them Berth would use SQLite)."""
+        spec = target.spec
+        if spec.metadata != "postgresql":
+            return {}
+        if self.postgres is None:
+            raise RuntimeError(self._postgres_error or "PostgreSQL cluster not started")
+        target.database_url = self.postgres.create_database(spec.name)
+        target.companions = self.postgres.pids
+        env = {"BERTH_METADATA__URL": target.database_url, "BERTH_METADATA__UPGRADE": "auto"}
+        for key, value in env.items():
+            if not self.berth_accepts(self.source(spec), key, value):
+                raise RuntimeError(f"this Berth ({self.source(spec)}) does not accept {key}")
+        return env
+
     def stop(self, target: RunningTarget) -> None:
-        """Stop the server's whole process group and delete its data dir."""
+        """Stop the server's whole process group, delete its data dir and database."""
         if target.proc is not None:
             _stop_group(target.proc)
         if target in self._running:
             self._running.remove(target)
+        if target.database_url and self.postgres is not None:
+            self.postgres.drop_database(target.database_url)
         shutil.rmtree(target.data_dir, ignore_errors=True)
         for path in (target.log_path, target.data_dir + ".yml"):
             if os.path.exists(path):
                 os.unlink(path)
 
     def close(self) -> None:
-        for target in list(self._running):
-            self.stop(target)
+        try:
+            for target in list(self._running):
+                self.stop(target)
+        finally:
+            if self.postgres is not None:
+                self.postgres.stop()
+                self.postgres = None
 
-    def berth_help(self) -> str:
-        if self._berth_help is None:
+    def berth_help(self, src: str) -> str:
+        """``serve --help`` of the Berth in ``src``; empty when it does not run."""
+        if src not in self._berth_help:
             done = subprocess.run([sys.executable, "-m", "registry", "serve", "--help"],
-                                  cwd=self.berth_src, capture_output=True, text=True,
-                                  timeout=60)
-            self._berth_help = done.stdout + done.stderr if done.returncode == 0 else ""
-        return self._berth_help
+                                  cwd=src, capture_output=True, text=True, timeout=60)
+            self._berth_help[src] = done.stdout + done.stderr if done.returncode == 0 else ""
+        return self._berth_help[src]
 
     def target_env(self, spec: TargetSpec) -> dict[str, str]:
         """The spec's environment; for Berth, plus quiet logging, keeping only the
@@ -221,20 +297,20 @@ class Launcher:
         if spec.kind != "berth":
             return dict(spec.env)
         wanted = {**(BERTH_QUIET_ENV if spec.quiet else {}), **spec.env}
+        src = self.source(spec)
         return {k: v for k, v in wanted.items()
-                if not k.startswith("BERTH_") or self.berth_accepts(k, v)}
+                if not k.startswith("BERTH_") or self.berth_accepts(src, k, v)}
 
-    def berth_accepts(self, key: str, value: str) -> bool:
-        if key not in self._berth_keys:
+    def berth_accepts(self, src: str, key: str, value: str) -> bool:
+        if (src, key) not in self._berth_keys:
             probe = ("import sys; from registry.config import load_config; "
                      "load_config(None, {sys.argv[1]: sys.argv[2]})")
             done = subprocess.run([sys.executable, "-c", probe, key, value],
-                                  cwd=self.berth_src, capture_output=True, text=True,
-                                  timeout=60)
-            self._berth_keys[key] = done.returncode == 0
+                                  cwd=src, capture_output=True, text=True, timeout=60)
+            self._berth_keys[(src, key)] = done.returncode == 0
             if done.returncode != 0:
-                log.warning("berth config does not accept %s; not applied", key)
-        return self._berth_keys[key]
+                log.warning("berth config in %s does not accept %s; not applied", src, key)
+        return self._berth_keys[(src, key)]
 
     def _command(self, spec: TargetSpec, port: int, data_dir: str,
                  workers: int | None) -> tuple[list[str], str]:

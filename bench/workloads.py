@@ -16,16 +16,19 @@ import ctypes.util
 import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
 from bench import ops
+from bench.httpclient import Connection
 from bench.payload import OCI_MANIFEST, BlobFile, SmallImage
 from bench.rss import RssSampler
 from bench.targets import RunningTarget
 from bench.wrk import run_wrk
 
 REPO = "bench/app"
+PUSH_REPO = "bench/small"
 TAG = "latest"
 MB = 1_000_000
 
@@ -41,6 +44,8 @@ class Settings:
     load_workers: int = 2
     small_blob_size: int = 1024
     pulls_per_round: int = 3
+    push_images: int = 100
+    push_clients: int = 4
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class Context:
     settings: Settings
     blob: BlobFile
     image: SmallImage
+    images: tuple[SmallImage, ...] = ()
 
 
 Measure = Callable[[RunningTarget, Context], dict]
@@ -161,6 +167,37 @@ def measure_blob_get(target: RunningTarget, ctx: Context) -> dict:
     return _measure_wrk(target, ctx, f"/v2/{REPO}/blobs/{ctx.image.layer_digest}", {})
 
 
+def _push_share(conn: Connection, images: tuple[SmallImage, ...], tags: list[str]) -> None:
+    for image, tag in zip(images, tags):
+        ops.push_image(conn, PUSH_REPO, image, tag)
+
+
+def measure_push_small(target: RunningTarget, ctx: Context) -> dict:
+    """Push ``push_images`` distinct small images into one repository, each under its own
+    tag, from ``push_clients`` clients at once (threads, one keep-alive connection each;
+    client i pushes images i, i + clients, ...). Timed from the first request to the last
+    manifest's 201; then, untimed, every manifest is read back by tag and compared."""
+    clients, images = ctx.settings.push_clients, ctx.images
+    tags = [f"v{i:03d}" for i in range(len(images))]
+    conns = [target.connect(timeout=60) for _ in range(clients)]
+    try:
+        _settle()
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            shares = [pool.submit(_push_share, conns[i], images[i::clients], tags[i::clients])
+                      for i in range(clients)]
+            for share in shares:
+                share.result()
+        seconds = time.perf_counter() - start
+        for image, tag in zip(images, tags):
+            ops.check_manifest(conns[0], PUSH_REPO, image, tag)
+    finally:
+        for conn in conns:
+            conn.close()
+    return {"value": len(images) / seconds, "seconds": seconds, "images": len(images),
+            "clients": clients, "requests": 5 * len(images)}
+
+
 _REGISTRIES = frozenset({"berth", "distribution"})
 _STREAMING = _REGISTRIES | {"null"}
 _PUSH = _STREAMING | {"disk"}
@@ -175,6 +212,8 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              _REGISTRIES, measure_manifest_get, workers=2),
     Workload("blob-get", "small blob GET, wrk 64 connections", "req/s",
              _REGISTRIES, measure_blob_get, workers=2),
+    Workload("push-small", "100 small images pushed (blobs + manifest by tag), 4 clients",
+             "images/s", _REGISTRIES, measure_push_small, workers=2),
 )}
 
 # Derived rows: computed from another workload's samples rather than measured on their own.
