@@ -124,16 +124,18 @@ def _resolve(d):
 
 @query
 def _present_manifests(d):
+    # FOR SHARE: GC deletes under FOR UPDATE and re-checks references after the lock, so a
+    # child checked here cannot be collected before this push commits (PostgreSQL).
     return sa.select(_m.c.digest).where(
         _m.c.repository_id == sa.bindparam("repo"),
-        _m.c.digest.in_(sa.bindparam("digests", expanding=True)))
+        _m.c.digest.in_(sa.bindparam("digests", expanding=True))).with_for_update(read=True)
 
 
 @query
 def _present_blobs(d):
     return sa.select(_l.c.digest).where(
         _l.c.repository_id == sa.bindparam("repo"),
-        _l.c.digest.in_(sa.bindparam("digests", expanding=True)))
+        _l.c.digest.in_(sa.bindparam("digests", expanding=True))).with_for_update(read=True)
 
 
 @query

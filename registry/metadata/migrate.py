@@ -13,7 +13,6 @@ adopted: the revisions matching what they hold are recorded, then the rest is ap
 from __future__ import annotations
 
 import contextlib
-import functools
 import fcntl
 import os
 import time
@@ -21,10 +20,9 @@ from pathlib import Path
 from typing import Iterator
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+
+# Alembic is imported only when a migration runs: every process checks the schema at start
+# (servers, each CLI command), and that check is one SELECT against the HEAD constant.
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 # Any constant works as long as nothing else in the database uses it: "berthmig" in ASCII.
@@ -44,22 +42,43 @@ class SchemaBehindError(RuntimeError):
                          "run `berth db upgrade`")
 
 
-def _alembic(connection: sa.Connection) -> AlembicConfig:
+HEAD = "0003"
+"""The newest revision in migrations/versions (a test pins that they agree)."""
+
+
+def _alembic(connection: sa.Connection):
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(_SCRIPTS))
     cfg.attributes["connection"] = connection
     return cfg
 
 
-@functools.cache
 def head() -> str:
+    return HEAD
+
+
+def script_head() -> str:
+    """The head revision as Alembic reads it from the version files."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(str(_SCRIPTS)).get_current_head()
+
+
+_VERSION = sa.table("alembic_version", sa.column("version_num"))
 
 
 def current(engine: sa.Engine) -> str | None:
     """The revision the database is at (None: empty or not migrated)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _current(conn)
+
+
+def _current(conn: sa.Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.select(_VERSION.c.version_num)).scalar()
 
 
 def check(engine: sa.Engine) -> None:
@@ -75,8 +94,10 @@ def upgrade(engine: sa.Engine, *, lock_path: Path | None = None) -> tuple[str | 
     if at == head():
         return at, at  # the common case, without taking the lock
     with _migration_lock(engine, lock_path):
+        from alembic import command
+
         with engine.connect() as conn:
-            before = MigrationContext.configure(conn).get_current_revision()
+            before = _current(conn)
             if before is None:
                 legacy = _legacy_revision(conn)
                 if legacy is not None:
@@ -84,7 +105,7 @@ def upgrade(engine: sa.Engine, *, lock_path: Path | None = None) -> tuple[str | 
                     conn.commit()
             command.upgrade(_alembic(conn), "head")
             conn.commit()
-            return before, MigrationContext.configure(conn).get_current_revision()
+            return before, _current(conn)
 
 
 def _legacy_revision(conn: sa.Connection) -> str | None:

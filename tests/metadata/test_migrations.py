@@ -133,3 +133,9 @@ def test_serve_refuses_a_postgresql_database_that_is_behind(postgres, tmp_path):
                     env={"BERTH_METADATA__URL": url})
     assert result.returncode == 2
     assert "run `berth db upgrade`" in result.stderr
+
+
+def test_the_head_constant_is_the_newest_version_file():
+    from registry.metadata.migrate import HEAD, script_head
+
+    assert HEAD == script_head()
