@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 
 import pytest
+import sqlalchemy as sa
 from yarl import URL
 
+from registry.metadata import tables as t
+from registry.metadata.factory import open_database
 from tests.oci.helpers import image_manifest, push_blob, push_image, sha256
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -200,15 +202,20 @@ def snapshot(config) -> dict[str, object]:
     data = config.data_dir
     files = sorted(str(p.relative_to(data)) for p in (data / "blobs").rglob("*") if p.is_file())
     sessions = {p.name: (p / "data").stat().st_size for p in (data / "uploads").iterdir()}
-    conn = sqlite3.connect(data / "metadata.db")
+    # Read on whichever database the config names (BERTH_TEST_METADATA), table by table.
+    database = open_database(config)
     try:
-        tables = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
-                  for t in ("repositories", "blobs", "repository_blobs", "manifests", "tags",
-                            "manifest_references")}
-        tables["events"] = conn.execute("SELECT id, kind, payload FROM events ORDER BY id").fetchall()
-        tables["jobs"] = conn.execute("SELECT id, kind, payload FROM jobs ORDER BY id").fetchall()
+        with database.engine().connect() as conn:
+            tables = {name: conn.execute(sa.select(t.metadata.tables[name]).order_by(
+                *t.metadata.tables[name].primary_key.columns)).all()
+                for name in ("repositories", "blobs", "repository_blobs", "manifests", "tags",
+                             "manifest_references")}
+            for name in ("events", "jobs"):
+                table = t.metadata.tables[name]
+                tables[name] = conn.execute(sa.select(table.c.id, table.c.kind, table.c.payload)
+                                            .order_by(table.c.id)).all()
     finally:
-        conn.close()
+        database.close_sync()
     return {"files": files, "sessions": sessions, "tables": tables}
 
 
