@@ -427,7 +427,9 @@ def load_config(
             raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
     unknown = []
     for key, value in environ.items():
-        if key.startswith(_ENV_PREFIX) and len(key) > len(_ENV_PREFIX):
+        # BERTH_TEST_* belong to the test suite (which backend, which registry), never config.
+        if key.startswith(_ENV_PREFIX) and len(key) > len(_ENV_PREFIX) \
+                and not key.startswith("BERTH_TEST_"):
             dotted = key[len(_ENV_PREFIX):].lower().replace("__", ".")
             if _settable(dotted):
                 _deep_set(raw, dotted, value)

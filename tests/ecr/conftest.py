@@ -18,6 +18,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
+from tests.support.metadata import cli_env
 from tests.support.server import BerthServer
 
 REGION = "us-east-1"
@@ -59,7 +60,7 @@ class AuthServer:
     def berth(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "registry", *args, "--data",
                                str(self.server.data_dir)], capture_output=True, text=True,
-                              check=check, timeout=60)
+                              check=check, timeout=60, env=cli_env(self.server.data_dir))
 
     def make_user(self, name: str | None = None, policy: dict | None = None, *,
                   account: str | None = None) -> Credentials:

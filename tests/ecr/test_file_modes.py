@@ -20,6 +20,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
+from tests.support.metadata import cli_env
 from tests.ecr.test_images import push_image
 from tests.support.server import REPO_ROOT, BerthServer
 
@@ -60,7 +61,7 @@ def admin_client(data_dir: Path, url: str):
 def berth(umask: int, data_dir: Path, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "registry", *argv, "--data", str(data_dir)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-                          umask=umask, check=True)
+                          umask=umask, check=True, env=cli_env(data_dir))
 
 
 @pytest.mark.parametrize("umask,workers,fresh", [

@@ -21,6 +21,7 @@ import sys
 import pytest
 import requests
 
+from tests.support.metadata import cli_env
 from tests.support.server import REPO_ROOT, BerthServer
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -86,7 +87,8 @@ def test_second_account_steps_work_as_written(readme_server):
     [block] = [b for b in sh_blocks(README) if f"berth iam create-user --account {ACCOUNT}" in b]
     script = f'berth() {{ "{sys.executable}" -m registry "$@"; }}\nset -euo pipefail\n{block}'
     ran = subprocess.run(["bash", "-c", script], cwd=work, capture_output=True, text=True,
-                         timeout=180, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+                         timeout=180, env={**cli_env(work / "berth-data"),
+                                           "PYTHONPATH": str(REPO_ROOT)})
     assert ran.returncode == 0, ran.stderr
     documents = json_documents(ran.stdout)
     assert documents[0]["User"]["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/admin"

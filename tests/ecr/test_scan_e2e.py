@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from scanner.trivydb import build_db_artifact
 from scanner.webhooks import verify_signature
+from tests.support.metadata import cli_env
 from tests.ecr.conftest import AuthServer
 from tests.ecr.test_images import upload_layer
 from tests.scanner import fixtures
@@ -85,7 +86,8 @@ def scan_env(tmp_path_factory):
     layer_file.write_bytes(build_db_artifact(db_dir)[1])
     result = subprocess.run([sys.executable, "-m", "registry", "scanner", "update-db", "--file",
                              str(layer_file), "--data", str(server.data_dir)],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120,
+                            env=cli_env(server.data_dir))
     assert result.returncode == 0, result.stderr
     yield AuthServer(server), receiver, work
     server.stop()
@@ -108,7 +110,8 @@ def test_corrupt_db_is_refused_and_changes_nothing(scan_env):
     bad.write_bytes(b"\x1f\x8b not really gzip")
     result = subprocess.run([sys.executable, "-m", "registry", "scanner", "update-db", "--file",
                              str(bad), "--data", str(auth_server.server.data_dir)],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60,
+                            env=cli_env(auth_server.server.data_dir))
     assert result.returncode == 1
     assert "invalid vulnerability database" in result.stderr
     images = auth_server.client().describe_images(repositoryName="aquasec/trivy-db")
@@ -253,7 +256,7 @@ def test_enhanced_findings_and_rescan_when_the_db_changes(scan_env, name, tmp_pa
         layer.write_bytes(build_db_artifact(tmp_path / "db2")[1])
         subprocess.run([sys.executable, "-m", "registry", "scanner", "update-db", "--file",
                         str(layer), "--data", str(auth_server.server.data_dir)], check=True,
-                       capture_output=True, timeout=120)
+                       capture_output=True, timeout=120, env=cli_env(auth_server.server.data_dir))
 
         def rescanned():
             result = ecr.describe_image_scan_findings(repositoryName=name,

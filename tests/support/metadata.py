@@ -76,3 +76,21 @@ def test_config_overrides(url: str | None) -> dict[str, str]:
 
 
 test_config_overrides.__test__ = False  # a helper named test_*, not a test
+
+
+_SERVER_ENVS: dict[str, dict[str, str]] = {}
+
+
+def remember_server(data_dir, env: Mapping[str, str]) -> None:
+    """Record which database a server on ``data_dir`` uses, for ``cli_env``."""
+    chosen = {k: v for k, v in env.items() if k in (URL_ENV, UPGRADE_ENV)}
+    if chosen:
+        _SERVER_ENVS[os.path.realpath(data_dir)] = chosen
+
+
+def cli_env(data_dir, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a `berth` command run against the server on ``data_dir``: the
+    same metadata database as that server (SQLite needs nothing: it is in the data dir)."""
+    env = dict(os.environ if base is None else base)
+    env.update(_SERVER_ENVS.get(os.path.realpath(data_dir), {}))
+    return env

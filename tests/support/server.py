@@ -33,7 +33,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.metadata import URL_ENV, server_env, session_database
+from tests.support.metadata import URL_ENV, remember_server, server_env, session_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -275,6 +275,9 @@ class BerthServer(RegistryProcess):
         # the session's cluster (kept across restarts), unless the test chose one.
         if URL_ENV not in self.env:
             self.env.update(server_env(session_database("berth")))
+        args = list(self.extra_args)
+        data = args[args.index("--data") + 1] if "--data" in args[:-1] else self.data_dir
+        remember_server(data, self.env)
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "registry", "serve", "--data", str(self.data_dir)]

@@ -135,13 +135,14 @@ def test_a_zero_interval_from_the_environment_is_refused():
 # -- unknown BERTH_* variables: warned about by name, ignored --------------------------------
 
 @pytest.mark.parametrize("variables,named", [
-    ({"BERTH_TEST_CACHE": "/tmp/c"}, ["BERTH_TEST_CACHE"]),
+    ({"BERTH_CACHE": "/tmp/c"}, ["BERTH_CACHE"]),
     ({"BERTH_SERVER__WORKRES": "2"}, ["BERTH_SERVER__WORKRES"]),
     ({"BERTH_SERVER": "x"}, ["BERTH_SERVER"]),  # a section, not a key
     ({"BERTH_WEBHOOKS": "https://example.com"}, ["BERTH_WEBHOOKS"]),  # tables only in files
     ({"BERTH_REGION__X": "1", "BERTH_NOPE": "1"}, ["BERTH_NOPE", "BERTH_REGION__X"]),
 ])
 def test_unknown_environment_variables_are_warned_about_and_ignored(variables, named):
+    # (BERTH_TEST_* are the test suite's switches: neither config nor warned about.)
     warnings: list[str] = []
     config = load_config(environ={**variables, "BERTH_SERVER__WORKERS": "3"},
                          warn=warnings.append)
@@ -175,3 +176,10 @@ def test_unknown_keys_in_a_file_stay_errors(tmp_path):
 def test_bad_value_of_a_known_variable_stays_an_error():
     with pytest.raises(ConfigError, match="server.workers: expected an integer"):
         load_config(environ={"BERTH_SERVER__WORKERS": "many"}, warn=lambda m: None)
+
+
+def test_the_test_suites_switches_are_not_configuration():
+    warnings: list[str] = []
+    load_config(environ={"BERTH_TEST_METADATA": "postgresql", "BERTH_TEST_REGISTRY": "x"},
+                warn=warnings.append)
+    assert warnings == []
