@@ -230,14 +230,14 @@ async def describe_images(call: ECRCall) -> dict[str, Any]:
                    for image_id in p["imageIds"]]
         by_digest = await call.metadata.images_by_digest(repo.id, digests)
         selected = [by_digest[d] for d in digests if d in by_digest]
-        scans = await call.metadata.scan_summaries(repo.id)
+        scans = await call.metadata.scan_summaries(repo.id, [i.manifest.digest for i in selected])
         return {"imageDetails": [_detail(repo, i, scans) for i in selected]}
     # One bounded query per page: the images after the token's digest, with their tags.
     after, size = keyset(p, lambda position: isinstance(position, str))
     images = await call.metadata.image_page(repo.id, tag_status=_tag_status(p), after=after,
                                             limit=size + 1)
     chunk, token = next_page(images, size, key=lambda i: i.manifest.digest)
-    scans = await call.metadata.scan_summaries(repo.id)
+    scans = await call.metadata.scan_summaries(repo.id, [i.manifest.digest for i in chunk])
     result: dict[str, Any] = {"imageDetails": [_detail(repo, i, scans) for i in chunk]}
     if token:
         result["nextToken"] = token

@@ -31,6 +31,7 @@ original error is what surfaces, mapped to a ``StoreError`` with a reason.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 import contextlib
 import logging
 import sqlite3
@@ -180,14 +181,53 @@ class SQLiteConn(Conn):
 
 # -- PostgreSQL -------------------------------------------------------------------------------
 
+class _PGCompiled:
+    """A statement compiled once for psycopg, with the bind conversions SQLAlchemy would
+    apply (``types.Timestamp`` turns seconds into ``datetime``)."""
+
+    __slots__ = ("compiled", "sql", "processors", "expanding", "fixed")
+
+    def __init__(self, stmt: sa.Executable) -> None:
+        self.compiled = stmt.compile(dialect=_DIALECTS["postgresql"])
+        self.expanding = bool(self.compiled.post_compile_params)
+        self.sql = self.compiled.string
+        self.processors = dict(self.compiled._bind_processors)
+        self.fixed = {name: bind.effective_value for name, bind in self.compiled.binds.items()
+                      if not bind.required}
+
+    def bind(self, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        values = {**self.fixed, **params} if self.fixed else dict(params)
+        sql = self.sql
+        processors = self.processors
+        if self.expanding:
+            state = self.compiled.construct_expanded_state(values)
+            sql, values, processors = state.statement, dict(state.parameters), \
+                {**processors, **state.processors}
+        for name, process in processors.items():
+            if name in values:
+                values[name] = process(values[name])
+        return sql, values
+
+
+def _plain(row: tuple[Any, ...]) -> Row:
+    # Every timestamp column is ``types.Timestamp``: seconds since the epoch in Python.
+    return tuple(_EPOCH_SECONDS(v) if isinstance(v, datetime) else v for v in row)
+
+
+def _EPOCH_SECONDS(value: datetime) -> float:  # noqa: N802 - reads like a conversion
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
 class _PGResult:
-    """A buffered SQLAlchemy result with the DB-API cursor's read methods."""
+    """Buffered rows with the DB-API cursor's read methods."""
 
     __slots__ = ("rows", "rowcount")
 
-    def __init__(self, result: sa.CursorResult) -> None:
-        self.rows = [tuple(r) for r in result.fetchall()] if result.returns_rows else []
-        self.rowcount = result.rowcount
+    def __init__(self, rows: list[Row], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
 
     def fetchall(self) -> list[Row]:
         return self.rows
@@ -197,21 +237,49 @@ class _PGResult:
 
 
 class PGConn(Conn):
+    """Statements compiled once and run on the psycopg connection itself: SQLAlchemy's
+    per-execution machinery costs more than the loopback round trip it wraps."""
+
     dialect = "postgresql"
+    _cache: dict[int, _PGCompiled] = {}
 
     def __init__(self, connection: sa.Connection) -> None:
         self.connection = connection
+        self.raw = connection.connection.driver_connection
+        self.notified: set[str] = set()
+
+    @classmethod
+    def compiled(cls, q: Query) -> _PGCompiled:
+        c = cls._cache.get(id(q))
+        if c is None:
+            c = cls._cache[id(q)] = _PGCompiled(q.statement("postgresql"))
+        return c
 
     def execute(self, q: Query, params: Mapping[str, Any] | None = None) -> _PGResult:
-        return _PGResult(self.connection.execute(q.statement("postgresql"), dict(params or {})))
+        sql, values = self.compiled(q).bind(params or {})
+        with self.raw.cursor() as cursor:
+            cursor.execute(sql, values)
+            rows = [_plain(r) for r in cursor.fetchall()] if cursor.description else []
+            return _PGResult(rows, cursor.rowcount)
 
     def many(self, q: Query, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            self.connection.execute(q.statement("postgresql"), [dict(r) for r in rows])
+        if not rows:
+            return
+        c = self.compiled(q)
+        if c.expanding:
+            for row in rows:
+                self.execute(q, row)
+            return
+        bound = [c.bind(row) for row in rows]
+        with self.raw.cursor() as cursor:
+            cursor.executemany(bound[0][0], [values for _, values in bound])
 
     def notify(self, channel: str) -> None:
-        # Delivered by PostgreSQL at COMMIT, to every node LISTENing.
-        self.connection.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": channel})
+        # Delivered by PostgreSQL at COMMIT, to every node LISTENing; this process's own
+        # subscribers are called right after the commit (Database._transaction).
+        with self.raw.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%(c)s, '')", {"c": channel})
+        self.notified.add(channel)
 
 
 # -- databases --------------------------------------------------------------------------------
@@ -238,6 +306,12 @@ class Database:
         """Wait up to ``timeout`` seconds for a ``notify(channel)``; True if one came."""
         raise NotImplementedError
 
+    def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every committed ``notify(channel)``: at once, before
+        ``write`` returns, for this process's own transactions; on a listener thread, as
+        soon as the database delivers them, for other processes' (PostgreSQL)."""
+        raise NotImplementedError
+
     def engine(self) -> sa.Engine:
         """A SQLAlchemy engine for migrations."""
         raise NotImplementedError
@@ -254,6 +328,7 @@ class _Wakeups:
 
     def __init__(self) -> None:
         self._events: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._callbacks: dict[str, list[Callable[[], None]]] = {}
         self._lock = threading.Lock()
 
     async def wait(self, channel: str, timeout: float) -> bool:
@@ -273,7 +348,17 @@ class _Wakeups:
                 if entry in waiters:
                     waiters.remove(entry)
 
+    def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (on the firing thread) whenever ``channel`` fires."""
+        with self._lock:
+            self._callbacks.setdefault(channel, []).append(callback)
+
     def fire(self, channels: Iterable[str]) -> None:
+        channels = list(channels)
+        with self._lock:
+            callbacks = [cb for channel in channels for cb in self._callbacks.get(channel, ())]
+        for callback in callbacks:
+            callback()
         with self._lock:
             targets = [entry for channel in channels for entry in self._events.get(channel, ())]
         for loop, event in targets:
@@ -352,6 +437,9 @@ class SQLiteDatabase(Database):
                 conn.close()
             self._writer = sqlite_connect(self.path)
 
+    def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        self._wakeups.subscribe(channel, callback)
+
     async def wait(self, channel: str, timeout: float) -> bool:
         # Other processes cannot signal us through SQLite: callers poll with a read when
         # this times out. Writers of this process wake us at once.
@@ -399,7 +487,7 @@ class PostgresDatabase(Database):
         self._url = sa.make_url(_driver_url(url))
         self._engine = sa.create_engine(
             self._url, pool_size=pool.size, max_overflow=0, pool_timeout=pool.timeout,
-            pool_pre_ping=True, isolation_level="READ COMMITTED")
+            isolation_level="READ COMMITTED")
         self._executor = ThreadPoolExecutor(max_workers=pool.size, thread_name_prefix="pg")
         self._wakeups = _Wakeups()
         self._listener: _Listener | None = None
@@ -411,42 +499,66 @@ class PostgresDatabase(Database):
 
     async def read(self, fn: Callable[[Conn], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.read_sync, fn)
+        return await loop.run_in_executor(self._executor, self._read_autocommit, fn)
 
-    def read_sync(self, fn: Callable[[Conn], T]) -> T:
+    def _read_autocommit(self, fn: Callable[[Conn], T]) -> T:
+        # The request path: each statement on its own, with no BEGIN and no ROLLBACK round
+        # trip. Under READ COMMITTED a transaction would not make two statements see one
+        # snapshot anyway; reads that need one (fsck's REPEATABLE READ) use read_sync.
         try:
             with self._engine.connect() as connection:
-                try:
-                    return fn(PGConn(connection))
-                finally:
-                    connection.rollback()
-        except sa.exc.DBAPIError as exc:
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+                return fn(PGConn(connection))
+        except (sa.exc.DBAPIError, psycopg_error()) as exc:
             raise map_pg_error(exc) from exc
+
+    def read_sync(self, fn: Callable[[Conn], T]) -> T:
+        return self._transaction(fn, commit=False)
 
     async def write(self, fn: Callable[[Conn], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.write_sync, fn)
 
     def write_sync(self, fn: Callable[[Conn], T]) -> T:
+        return self._transaction(fn, commit=True)
+
+    def _transaction(self, fn: Callable[[Conn], T], *, commit: bool) -> T:
+        # Statements run on the psycopg connection itself (PGConn), so the transaction is
+        # ended there too: SQLAlchemy never saw it begin. COMMIT is inside the handling.
         try:
             with self._engine.connect() as connection:
+                conn = PGConn(connection)
                 try:
-                    result = fn(PGConn(connection))
-                    connection.commit()
+                    result = fn(conn)
+                    if commit:
+                        conn.raw.commit()
+                    else:
+                        conn.raw.rollback()
+                    if commit and conn.notified:
+                        self._wakeups.fire(conn.notified)
                 except BaseException:
-                    with contextlib.suppress(sa.exc.DBAPIError):
-                        connection.rollback()
+                    try:
+                        conn.raw.rollback()
+                    except Exception:  # noqa: BLE001 - the original error is what surfaces
+                        connection.invalidate()
                     raise
                 return result
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, psycopg_error()) as exc:
             raise map_pg_error(exc) from exc
 
     async def wait(self, channel: str, timeout: float) -> bool:
+        self._listen(channel)
+        return await self._wakeups.wait(channel, timeout)
+
+    def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        self._wakeups.subscribe(channel, callback)
+        self._listen(channel)
+
+    def _listen(self, channel: str) -> None:
         with self._listener_lock:
             if self._listener is None:
                 self._listener = _Listener(self._url, self._wakeups)
         self._listener.listen(channel)
-        return await self._wakeups.wait(channel, timeout)
 
     def engine(self) -> sa.Engine:
         return self._engine
@@ -469,8 +581,15 @@ def _driver_url(url: str) -> str:
     return url
 
 
-def map_pg_error(exc: sa.exc.DBAPIError) -> StoreError:
-    orig = exc.orig
+def psycopg_error() -> type[Exception]:
+    import psycopg
+
+    return psycopg.Error
+
+
+def map_pg_error(exc: Exception) -> StoreError:
+    """A psycopg error (raw or wrapped by SQLAlchemy) as the store's error, with a reason."""
+    orig = getattr(exc, "orig", None) or exc
     sqlstate = getattr(orig, "sqlstate", None) or ""
     if sqlstate == "53100":
         return StoreUnavailableError("disk full")
@@ -478,7 +597,10 @@ def map_pg_error(exc: sa.exc.DBAPIError) -> StoreError:
         return StoreBusyError("the metadata database reported a conflict; retry")
     if sqlstate.startswith("23"):
         return StoreError(f"constraint violated ({sqlstate})")
-    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+    import psycopg
+
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or \
+            isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError)):
         return StoreUnavailableError("the metadata database is unreachable")
     return StoreUnavailableError(f"metadata database error ({sqlstate or type(orig).__name__})")
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol, Sequence
 import sqlalchemy as sa
 
 from registry.metadata import tables as t
+from registry.metadata.readcache import CHANGED
 from registry.metadata.database import Conn, Database, query
 from registry.metadata.eventlog import append_events
 from registry.metadata.models import (
@@ -134,7 +135,11 @@ def _lock(d):
 def lock_repository(conn: Conn, repository_id: int) -> bool:
     """Lock the repository row for the rest of the transaction: every change that checks a
     repository's images or tags before it writes takes this lock first, so checks and writes
-    of two transactions never interleave. False: the repository no longer exists."""
+    of two transactions never interleave. False: the repository no longer exists.
+
+    Every such change may move a tag or remove the repository: it also tells the pull-path
+    caches (``readcache.py``) to forget what they hold once it commits."""
+    conn.notify(CHANGED)
     return conn.one(_lock, id=repository_id) is not None
 
 
@@ -329,6 +334,7 @@ class RepositoryQueries:
             fields["scan_on_push"] = int(fields["scan_on_push"])
 
         def update(conn: Conn) -> None:
+            conn.notify(CHANGED)
             for column, value in fields.items():
                 conn.run(_UPDATES[column], repo_id=repository_id, value=value)
 

@@ -76,9 +76,10 @@ class ScanStore(Protocol):
     async def get_scan(self, repository_id: int, digest: str) -> ScanRecord | None:
         """The scan of an image, findings included; None when it was never requested."""
 
-    async def scan_summaries(self, repository_id: int) -> dict[str, ScanRecord]:
-        """Every scan of a repository by manifest digest, without findings (``findings``
-        is ``[]``), for DescribeImages."""
+    async def scan_summaries(self, repository_id: int,
+                             digests: Sequence[str]) -> dict[str, ScanRecord]:
+        """The scans of these images (a DescribeImages page) by manifest digest, without
+        findings (``findings`` is ``[]``); one query, bounded by the page."""
 
     async def start_scan(self, request: RequestScan, *, min_interval: float | None) -> bool:
         """StartImageScan: apply ``request`` in one transaction, unless the previous request
@@ -155,7 +156,8 @@ def _get(d):
 @query
 def _summaries(d):
     return (sa.select(*_COLUMNS, sa.null(), _s.c.os_family, _s.c.os_name)
-            .where(_s.c.repository_id == sa.bindparam("repo")))
+            .where(_s.c.repository_id == sa.bindparam("repo"),
+                   _s.c.manifest_digest.in_(sa.bindparam("digests", expanding=True))))
 
 
 @query
@@ -259,8 +261,12 @@ class ScanQueries:
         row = await self.db.read(lambda c: c.one(_get, repo=repository_id, digest=digest))
         return None if row is None else _record(row)
 
-    async def scan_summaries(self, repository_id: int) -> dict[str, ScanRecord]:
-        rows = await self.db.read(lambda c: c.all(_summaries, repo=repository_id))
+    async def scan_summaries(self, repository_id: int,
+                             digests: Sequence[str]) -> dict[str, ScanRecord]:
+        if not digests:
+            return {}
+        rows = await self.db.read(lambda c: c.all(_summaries, repo=repository_id,
+                                                  digests=sorted(set(digests))))
         return {r[1]: _record(r) for r in rows}
 
     async def start_scan(self, request: RequestScan, *, min_interval: float | None) -> bool:

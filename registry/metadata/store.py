@@ -11,6 +11,8 @@ from pathlib import Path
 
 from registry.metadata.collect import CollectQueries
 from registry.metadata.database import Database, SQLiteDatabase
+from registry.metadata.models import ManifestRecord, Repository
+from registry.metadata.readcache import CHANGED, ReadCache
 from registry.metadata.eventlog import EventLogQueries
 from registry.metadata.identities import IdentityQueries
 from registry.metadata.integrity import IntegrityQueries
@@ -27,6 +29,36 @@ class SQLMetadataStore(RepositoryQueries, ManifestQueries, ScanQueries, CollectQ
     def __init__(self, database: Database, *, path: Path | None = None) -> None:
         self.db = database
         self.path = path  # the SQLite file, for tools that report where the data is
+        # PostgreSQL only: on SQLite the two lookups cost less than the cache would, and
+        # every process already sees every commit at once.
+        self._pull_cache: ReadCache | None = None
+        if database.dialect == "postgresql":
+            self._pull_cache = ReadCache()
+            database.subscribe(CHANGED, self._pull_cache.clear)
+
+    async def get_repository(self, account: str, name: str) -> Repository | None:
+        cache = self._pull_cache
+        if cache is None:
+            return await super().get_repository(account, name)
+        key = ("repository", account, name)
+        found = cache.get(key)
+        if found is None:
+            generation = cache.generation()
+            found = await super().get_repository(account, name)
+            cache.put(key, found, generation)
+        return found
+
+    async def resolve_tag(self, repository_id: int, tag: str) -> ManifestRecord | None:
+        cache = self._pull_cache
+        if cache is None:
+            return await super().resolve_tag(repository_id, tag)
+        key = ("tag", repository_id, tag)
+        found = cache.get(key)
+        if found is None:
+            generation = cache.generation()
+            found = await super().resolve_tag(repository_id, tag)
+            cache.put(key, found, generation)
+        return found
 
     @property
     def dialect(self) -> str:

@@ -169,6 +169,9 @@ class CountingDatabase(Database):
         self.writes += 1
         return self.real.write_sync(fn)
 
+    def subscribe(self, channel, callback):
+        self.real.subscribe(channel, callback)
+
     async def wait(self, channel, timeout):
         return await self.real.wait(channel, timeout)
 

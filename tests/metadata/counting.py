@@ -82,6 +82,9 @@ class CountingDatabase(Database):
         self._record("write", changed[0])
         return result
 
+    def subscribe(self, channel, callback):
+        self.inner.subscribe(channel, callback)
+
     async def wait(self, channel: str, timeout: float) -> bool:
         return await self.inner.wait(channel, timeout)
 

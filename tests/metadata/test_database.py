@@ -66,3 +66,26 @@ async def test_expanding_parameters(store):
     await store.db.write(fill)
     rows = await store.db.read(lambda c: c.all(_settings_in, names=["a", "c", "zz"]))
     assert rows == [("a",), ("c",)]
+
+
+async def test_a_commit_that_notifies_calls_this_processes_subscribers_before_write_returns(
+        store):
+    from registry.metadata.readcache import CHANGED
+
+    fired = []
+    store.db.subscribe(CHANGED, lambda: fired.append(1))
+
+    def change(c):
+        c.notify(CHANGED)
+        c.run(_insert_setting, account="1", name="n", value="v", at=1.0)
+
+    await store.db.write(change)
+    assert fired == [1]
+
+    def fail(c):
+        c.notify(CHANGED)
+        raise LookupError("rolled back")
+
+    with pytest.raises(LookupError):
+        await store.db.write(fail)
+    assert fired == [1]  # a transaction that did not commit notifies nobody

@@ -52,6 +52,9 @@ class _Interrupting(Database):
     def read_sync(self, fn):
         return self.inner.read_sync(lambda conn: fn(_InterruptedConn(conn, self.between)))
 
+    def subscribe(self, channel, callback):
+        self.inner.subscribe(channel, callback)
+
 
 async def test_snapshot_does_not_see_a_push_committed_while_it_reads(store, store_factory):
     app, _ = await store.db.write(fill)

@@ -117,9 +117,12 @@ async def test_finish_records_once_and_only_a_requested_scan(store, store_factor
                                                                   {"HIGH": 1})
     assert (scan.scanner, scan.db_updated_at, scan.os_family) == ("trivy", 50.0, "debian")
     assert scan.completed_at is not None
-    summary = (await store.scan_summaries(repo))[IMAGE]
+    summaries = await store.scan_summaries(repo, [IMAGE, "sha256:" + "0" * 64])
+    assert list(summaries) == [IMAGE]  # only the page's images, only those with a scan
+    summary = summaries[IMAGE]
     assert (summary.status, summary.findings, summary.severity_counts) == ("COMPLETE", [],
                                                                            {"HIGH": 1})
+    assert await store.scan_summaries(repo, []) == {}
 
 
 async def test_parent_scans_list_the_referencing_manifests_with_their_scans(store):
