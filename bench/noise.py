@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from bench.procstat import process_stats
+
 NOISY_PCT = 15.0
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -39,19 +41,8 @@ def _machine_ticks() -> tuple[int, int, int]:
 
 
 def _kthread_ticks() -> dict[int, int]:
-    ticks = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if int(fields[6]) & _PF_KTHREAD:
-            ticks[int(entry)] = int(fields[11]) + int(fields[12])
-    return ticks
+    return {pid: int(fields[11]) + int(fields[12]) for pid, fields in process_stats()
+            if int(fields[6]) & _PF_KTHREAD}
 
 
 def _delta(end: dict[int, int], begin: dict[int, int]) -> int:

@@ -20,6 +20,8 @@ import os
 import time
 from pathlib import Path
 
+from bench.procstat import process_stats
+
 # PostgreSQL's defaults, overriding tests/support/postgres.py's test-only settings.
 DURABLE_SETTINGS = {"fsync": "on", "full_page_writes": "on", "synchronous_commit": "on"}
 _RELOAD_TIMEOUT = 10.0
@@ -120,19 +122,8 @@ class BenchPostgres:
                              .read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return []
-        pids = [postmaster]
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    stat = handle.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2:].split()
-            if len(fields) > 1 and int(fields[1]) == postmaster:
-                pids.append(int(entry))
-        return pids
+        return [postmaster] + [pid for pid, fields in process_stats()
+                               if len(fields) > 1 and int(fields[1]) == postmaster]
 
     def describe(self) -> dict:
         if self._cluster is None:

@@ -32,6 +32,7 @@ from typing import Callable, Mapping
 
 from bench.httpclient import Connection
 from bench.pgcluster import BenchPostgres
+from bench.procstat import process_stats
 
 log = logging.getLogger(__name__)
 
@@ -149,19 +150,8 @@ def free_port() -> int:
 
 
 def group_pids(pgid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-            pids.append(int(entry))
-    return pids
+    return [pid for pid, fields in process_stats()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z"]
 
 
 class Launcher:

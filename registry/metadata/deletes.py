@@ -83,7 +83,7 @@ def _unlink(d):
 
 
 @query
-def _delete_manifest(d):
+def delete_manifest_row(d):
     return sa.delete(_m).where(_m.c.repository_id == sa.bindparam("repo"),
                                _m.c.digest == sa.bindparam("digest"))
 
@@ -121,7 +121,7 @@ class DeleteQueries:
             if parents:
                 raise StillReferencedError(digest, parents)
             tags = [r[0] for r in conn.all(_tags, repo=repository_id, digest=digest)]
-            if conn.run(_delete_manifest, repo=repository_id, digest=digest) == 0:
+            if conn.run(delete_manifest_row, repo=repository_id, digest=digest) == 0:
                 return None
             append_events(conn, events, now=time.time())
             return tags
@@ -139,7 +139,7 @@ class DeleteQueries:
             orphan = not conn.all(_tags, repo=repository_id, digest=digest) and not \
                 _parent_digests(conn, repository_id, digest, "manifest")
             if orphan:
-                conn.run(_delete_manifest, repo=repository_id, digest=digest)
+                conn.run(delete_manifest_row, repo=repository_id, digest=digest)
             append_events(conn, events(digest), now=time.time())
             return TagDeletion(digest, orphan)
 

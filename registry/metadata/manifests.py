@@ -24,7 +24,7 @@ from registry.metadata import writes as typed_writes
 from registry.metadata.blob_links import BlobLinkQueries, BlobLinkStore
 from registry.metadata.blob_links import claim as _claim_query
 from registry.metadata.database import Conn, Database, query
-from registry.metadata.deletes import DeleteQueries, DeleteStore
+from registry.metadata.deletes import DeleteQueries, DeleteStore, delete_manifest_row
 from registry.metadata.eventlog import append_events
 from registry.metadata.image_pages import ImagePageQueries, ImagePageStore
 from registry.metadata.models import (
@@ -174,12 +174,6 @@ def _put_tag(d):
 
 
 @query
-def _delete_manifest(d):
-    return sa.delete(_m).where(_m.c.repository_id == sa.bindparam("repo"),
-                               _m.c.digest == sa.bindparam("digest"))
-
-
-@query
 def _delete_tag(d):
     return sa.delete(_t).where(_t.c.repository_id == sa.bindparam("repo"),
                                _t.c.name == sa.bindparam("tag"))
@@ -303,7 +297,7 @@ class ManifestQueries(BlobLinkQueries, DeleteQueries, ImagePageQueries):
                               events: Sequence[Event]) -> bool:
         def delete(conn: Conn) -> bool:
             lock_repository(conn, repository_id)
-            if conn.run(_delete_manifest, repo=repository_id, digest=digest) == 0:
+            if conn.run(delete_manifest_row, repo=repository_id, digest=digest) == 0:
                 return False
             append_events(conn, events, now=time.time())
             return True

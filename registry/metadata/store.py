@@ -8,6 +8,7 @@ the same queries (``database.py`` explains how each executes them). Build one wi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Awaitable, Callable
 
 from registry.metadata.collect import CollectQueries
 from registry.metadata.database import Database, SQLiteDatabase
@@ -37,26 +38,25 @@ class SQLMetadataStore(RepositoryQueries, ManifestQueries, ScanQueries, CollectQ
             database.subscribe(CHANGED, self._pull_cache.clear)
 
     async def get_repository(self, account: str, name: str) -> Repository | None:
-        cache = self._pull_cache
-        if cache is None:
+        if self._pull_cache is None:
             return await super().get_repository(account, name)
-        key = ("repository", account, name)
-        found = cache.get(key)
-        if found is None:
-            generation = cache.generation()
-            found = await super().get_repository(account, name)
-            cache.put(key, found, generation)
-        return found
+        return await self._cached(("repository", account, name),
+                                  lambda: super(SQLMetadataStore, self).get_repository(
+                                      account, name))
 
     async def resolve_tag(self, repository_id: int, tag: str) -> ManifestRecord | None:
-        cache = self._pull_cache
-        if cache is None:
+        if self._pull_cache is None:
             return await super().resolve_tag(repository_id, tag)
-        key = ("tag", repository_id, tag)
+        return await self._cached(("tag", repository_id, tag),
+                                  lambda: super(SQLMetadataStore, self).resolve_tag(
+                                      repository_id, tag))
+
+    async def _cached(self, key: tuple, load: Callable[[], Awaitable[Any]]) -> Any:
+        cache = self._pull_cache
         found = cache.get(key)
         if found is None:
-            generation = cache.generation()
-            found = await super().resolve_tag(repository_id, tag)
+            generation = cache.generation()  # before the read: see ReadCache.put
+            found = await load()
             cache.put(key, found, generation)
         return found
 
