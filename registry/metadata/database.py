@@ -85,6 +85,15 @@ class Conn:
     """What queries see: run statements, read rows as tuples of plain values."""
 
     dialect: str
+    _compiler: type
+    _cache: dict[int, Any]
+
+    @classmethod
+    def compiled(cls, q: Query) -> Any:
+        c = cls._cache.get(id(q))
+        if c is None:
+            c = cls._cache[id(q)] = cls._compiler(q.statement(cls.dialect))
+        return c
 
     def execute(self, q: Query, params: Mapping[str, Any] | None = None) -> Any:
         raise NotImplementedError
@@ -118,60 +127,58 @@ class Conn:
 # -- SQLite -----------------------------------------------------------------------------------
 
 class _Compiled:
-    __slots__ = ("compiled", "sql", "names", "expanding", "fixed")
+    """A statement compiled once for one dialect."""
 
-    def __init__(self, stmt: sa.Executable) -> None:
-        self.compiled = stmt.compile(dialect=_DIALECTS["sqlite"])
+    __slots__ = ("compiled", "sql", "expanding", "fixed")
+
+    def __init__(self, stmt: sa.Executable, dialect: str) -> None:
+        self.compiled = stmt.compile(dialect=_DIALECTS[dialect])
         self.expanding = bool(self.compiled.post_compile_params)
         self.sql = self.compiled.string
-        self.names = tuple(self.compiled.positiontup or ())
         # Values written into the statement (``.values(state="queued")``, ``== "x"``) are
         # bind parameters too, with their value: supplied here, as SQLAlchemy would.
         self.fixed = {name: bind.effective_value for name, bind in self.compiled.binds.items()
                       if not bind.required}
 
+    def values(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self.fixed, **params} if self.fixed else dict(params)
+
+
+class _SQLiteCompiled(_Compiled):
+    __slots__ = ("names",)
+
+    def __init__(self, stmt: sa.Executable) -> None:
+        super().__init__(stmt, "sqlite")
+        self.names = tuple(self.compiled.positiontup or ())
+
+    def bind(self, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        values = self.values(params)
+        if not self.expanding:
+            return self.sql, tuple(values[name] for name in self.names)
+        # IN (:list) and other post-compile parameters: expand for these values.
+        state = self.compiled.construct_expanded_state(values)
+        return state.statement, tuple(state.parameters[n] for n in state.positiontup)
+
 
 class SQLiteConn(Conn):
     dialect = "sqlite"
-    _cache: dict[int, _Compiled] = {}
+    _compiler = _SQLiteCompiled
+    _cache: dict[int, _SQLiteCompiled] = {}
 
     def __init__(self, raw: sqlite3.Connection, wakeups: set[str] | None = None) -> None:
         self.raw = raw
         self._wakeups = wakeups
 
-    @classmethod
-    def compiled(cls, q: Query) -> _Compiled:
-        c = cls._cache.get(id(q))
-        if c is None:
-            c = cls._cache[id(q)] = _Compiled(q.statement("sqlite"))
-        return c
-
-    def _bind(self, q: Query, params: Mapping[str, Any] | None) -> tuple[str, tuple[Any, ...]]:
-        c = self.compiled(q)
-        params = params or {}
-        if c.fixed:
-            params = {**c.fixed, **params}
-        if not c.expanding:
-            return c.sql, tuple(params[name] for name in c.names)
-        # IN (:list) and other post-compile parameters: expand for these values.
-        state = c.compiled.construct_expanded_state(dict(params))
-        return state.statement, tuple(state.parameters[n] for n in state.positiontup)
-
     def execute(self, q: Query, params: Mapping[str, Any] | None = None) -> sqlite3.Cursor:
-        sql, values = self._bind(q, params)
-        return self.raw.execute(sql, values)
+        return self.raw.execute(*self.compiled(q).bind(params or {}))
 
     def many(self, q: Query, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
         c = self.compiled(q)
         if c.expanding:
             for row in rows:
                 self.execute(q, row)
-            return
-        if c.fixed:
-            rows = [{**c.fixed, **row} for row in rows]
-        self.raw.executemany(c.sql, [tuple(row[name] for name in c.names) for row in rows])
+        elif rows:
+            self.raw.executemany(c.sql, [c.bind(row)[1] for row in rows])
 
     def notify(self, channel: str) -> None:
         if self._wakeups is None:
@@ -181,22 +188,18 @@ class SQLiteConn(Conn):
 
 # -- PostgreSQL -------------------------------------------------------------------------------
 
-class _PGCompiled:
-    """A statement compiled once for psycopg, with the bind conversions SQLAlchemy would
-    apply (``types.Timestamp`` turns seconds into ``datetime``)."""
+class _PGCompiled(_Compiled):
+    """For psycopg, with the bind conversions SQLAlchemy would apply
+    (``types.Timestamp`` turns seconds into ``datetime``)."""
 
-    __slots__ = ("compiled", "sql", "processors", "expanding", "fixed")
+    __slots__ = ("processors",)
 
     def __init__(self, stmt: sa.Executable) -> None:
-        self.compiled = stmt.compile(dialect=_DIALECTS["postgresql"])
-        self.expanding = bool(self.compiled.post_compile_params)
-        self.sql = self.compiled.string
+        super().__init__(stmt, "postgresql")
         self.processors = dict(self.compiled._bind_processors)
-        self.fixed = {name: bind.effective_value for name, bind in self.compiled.binds.items()
-                      if not bind.required}
 
     def bind(self, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        values = {**self.fixed, **params} if self.fixed else dict(params)
+        values = self.values(params)
         sql = self.sql
         processors = self.processors
         if self.expanding:
@@ -241,19 +244,13 @@ class PGConn(Conn):
     per-execution machinery costs more than the loopback round trip it wraps."""
 
     dialect = "postgresql"
+    _compiler = _PGCompiled
     _cache: dict[int, _PGCompiled] = {}
 
     def __init__(self, connection: sa.Connection) -> None:
         self.connection = connection
         self.raw = connection.connection.driver_connection
         self.notified: set[str] = set()
-
-    @classmethod
-    def compiled(cls, q: Query) -> _PGCompiled:
-        c = cls._cache.get(id(q))
-        if c is None:
-            c = cls._cache[id(q)] = _PGCompiled(q.statement("postgresql"))
-        return c
 
     def execute(self, q: Query, params: Mapping[str, Any] | None = None) -> _PGResult:
         sql, values = self.compiled(q).bind(params or {})
@@ -263,16 +260,13 @@ class PGConn(Conn):
             return _PGResult(rows, cursor.rowcount)
 
     def many(self, q: Query, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
         c = self.compiled(q)
         if c.expanding:
             for row in rows:
                 self.execute(q, row)
-            return
-        bound = [c.bind(row) for row in rows]
-        with self.raw.cursor() as cursor:
-            cursor.executemany(bound[0][0], [values for _, values in bound])
+        elif rows:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(c.sql, [c.bind(row)[1] for row in rows])
 
     def notify(self, channel: str) -> None:
         # Delivered by PostgreSQL at COMMIT, to every node LISTENing; this process's own
