@@ -117,6 +117,14 @@ class Conn:
 
     def many(self, q: Query, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute once per parameter set (no-op for none)."""
+        c = self.compiled(q)
+        if c.expanding:  # each row expands to its own statement text
+            for row in rows:
+                self.execute(q, row)
+        elif rows:
+            self._executemany(c.sql, [c.bind(row)[1] for row in rows])
+
+    def _executemany(self, sql: str, values: list[Any]) -> None:
         raise NotImplementedError
 
     def notify(self, channel: str) -> None:
@@ -172,13 +180,8 @@ class SQLiteConn(Conn):
     def execute(self, q: Query, params: Mapping[str, Any] | None = None) -> sqlite3.Cursor:
         return self.raw.execute(*self.compiled(q).bind(params or {}))
 
-    def many(self, q: Query, rows: Sequence[Mapping[str, Any]]) -> None:
-        c = self.compiled(q)
-        if c.expanding:
-            for row in rows:
-                self.execute(q, row)
-        elif rows:
-            self.raw.executemany(c.sql, [c.bind(row)[1] for row in rows])
+    def _executemany(self, sql: str, values: list[Any]) -> None:
+        self.raw.executemany(sql, values)
 
     def notify(self, channel: str) -> None:
         if self._wakeups is None:
@@ -259,14 +262,9 @@ class PGConn(Conn):
             rows = [_plain(r) for r in cursor.fetchall()] if cursor.description else []
             return _PGResult(rows, cursor.rowcount)
 
-    def many(self, q: Query, rows: Sequence[Mapping[str, Any]]) -> None:
-        c = self.compiled(q)
-        if c.expanding:
-            for row in rows:
-                self.execute(q, row)
-        elif rows:
-            with self.raw.cursor() as cursor:
-                cursor.executemany(c.sql, [c.bind(row)[1] for row in rows])
+    def _executemany(self, sql: str, values: list[Any]) -> None:
+        with self.raw.cursor() as cursor:
+            cursor.executemany(sql, values)
 
     def notify(self, channel: str) -> None:
         # Delivered by PostgreSQL at COMMIT, to every node LISTENing; this process's own
