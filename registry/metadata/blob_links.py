@@ -123,7 +123,13 @@ class BlobLinkQueries:
     db: Database
 
     async def claim_blob(self, digest: str, size: int) -> None:
-        await self.db.write(lambda c: c.run(claim, digest=digest, size=size, now=time.time()))
+        def claim_row(conn: Conn) -> None:
+            # A claim lost to a database crash is harmless: the link that would follow fails
+            # on the lost connection, and the published bytes stay an orphan for GC.
+            conn.commit_lazily()
+            conn.run(claim, digest=digest, size=size, now=time.time())
+
+        await self.db.write(claim_row)
 
     async def link_blob(self, repository_id: int, digest: str, size: int) -> None:
         def link(conn: Conn) -> None:

@@ -131,6 +131,15 @@ class Conn:
         """Wake listeners of ``channel`` once this transaction commits."""
         raise NotImplementedError
 
+    def commit_lazily(self) -> None:
+        """Let this transaction's COMMIT return before its WAL record is flushed to disk.
+
+        Visibility is unchanged (other sessions see the commit at once); only a crash of the
+        database server itself can lose it. For records whose loss that crash makes harmless
+        (a blob claim: the node that would link it has lost its connection too). SQLite
+        commits as before.
+        """
+
 
 # -- SQLite -----------------------------------------------------------------------------------
 
@@ -272,6 +281,10 @@ class PGConn(Conn):
         with self.raw.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%(c)s, '')", {"c": channel})
         self.notified.add(channel)
+
+    def commit_lazily(self) -> None:
+        with self.raw.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 # -- databases --------------------------------------------------------------------------------
