@@ -34,7 +34,7 @@ from registry.metrics import Metrics, metrics_handler
 from registry.middleware import authenticate_v2, observe
 from registry.oci.routes import setup_routes
 from registry.pull_protection import PullProtection
-from registry.storage.filesystem import FilesystemBlobStore
+from registry.storage.factory import open_blob_store
 from scanner import service as scanner_service
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     app[CONFIG] = config
     ensure_data_dir(config.data_dir)
     app[METRICS] = overrides.pop("metrics", None) or Metrics()
-    app[BLOBS] = overrides.pop("blobs", None) or FilesystemBlobStore(config.data_dir)
+    app[BLOBS] = overrides.pop("blobs", None) or open_blob_store(config)
     app[METADATA] = overrides.pop("metadata", None) or open_store(config)
     app[BLOB_CACHE] = BlobCache(config.limits.small_blob_cache_bytes,
                                 on_corrupt=_count_corruption(app[METRICS], "cache"))

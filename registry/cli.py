@@ -52,13 +52,13 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     from registry.gc import collect_garbage
     from registry.logs import setup_logging
     from registry.metadata.factory import open_store
-    from registry.storage.filesystem import FilesystemBlobStore
+    from registry.storage.factory import open_blob_store
 
     config = _config(args)
     setup_logging("warning")
     ensure_data_dir(config.data_dir)
     metadata = open_store(config)
-    blobs = FilesystemBlobStore(config.data_dir)
+    blobs = open_blob_store(config)
     grace = config.gc.grace_seconds if args.grace is None else args.grace
     try:
         report = collect_garbage(metadata, blobs, grace_seconds=grace,

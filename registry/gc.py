@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 from registry.metadata.collect import CollectStore
 from registry.metadata.errors import StoreBusyError
 from registry.oci.digests import parse_digest
-from registry.storage.filesystem import FilesystemBlobStore
+from registry.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class GCReport:
                 "uploadsDeleted": len(self.uploads)}
 
 
-def collect_garbage(metadata: CollectStore, blobs: FilesystemBlobStore, *,
+def collect_garbage(metadata: CollectStore, blobs: BlobStore, *,
                     grace_seconds: float, upload_max_age_seconds: float,
                     dry_run: bool = False, now: float | None = None,
                     batch: int = BATCH) -> GCReport:
@@ -83,7 +83,7 @@ def collect_garbage(metadata: CollectStore, blobs: FilesystemBlobStore, *,
     return report
 
 
-def sweep_uploads(blobs: FilesystemBlobStore, *, max_age_seconds: float,
+def sweep_uploads(blobs: BlobStore, *, max_age_seconds: float,
                   now: float | None = None, dry_run: bool = False) -> list[str]:
     """Remove upload sessions started more than ``max_age_seconds`` ago, and leftovers of
     crashes untouched for as long; return the session ids removed."""
@@ -148,7 +148,7 @@ def _manifests(metadata: CollectStore, cutoff: float, report: GCReport, dry_run:
             return  # children freed by a deletion only show up once it really happens
 
 
-def _orphans(metadata: CollectStore, blobs: FilesystemBlobStore, cutoff: float,
+def _orphans(metadata: CollectStore, blobs: BlobStore, cutoff: float,
              report: GCReport, dry_run: bool, batch: int) -> None:
     """Files with no row, older than the grace window (a file younger may be a publish
     whose claim is committing right now; its row then protects it)."""

@@ -113,7 +113,7 @@ async def _update(args: argparse.Namespace) -> dict[str, Any]:
     from registry.blobcache import BlobCache
     from registry.datadir import ensure_data_dir
     from registry.metadata.factory import open_store
-    from registry.storage.filesystem import FilesystemBlobStore
+    from registry.storage.factory import open_blob_store
     from scanner.dbsync import publish_db
 
     config = load_config(args.config, overrides={"data_dir": args.data})
@@ -126,7 +126,7 @@ async def _update(args: argparse.Namespace) -> dict[str, Any]:
         layer = await fetch_layer(args.from_ref, insecure=args.insecure, auth=auth)
     metadata = open_store(config)
     try:
-        digest = await publish_db(metadata=metadata, blobs=FilesystemBlobStore(config.data_dir),
+        digest = await publish_db(metadata=metadata, blobs=open_blob_store(config),
                                   cache=BlobCache(1024 * 1024), config=config, layer=layer)
     finally:
         await metadata.close()

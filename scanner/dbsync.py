@@ -14,6 +14,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,8 @@ class DatabaseSync:
     shared_dir: Path
     _installed: str | None = None
 
-    async def current_layer(self) -> tuple[str, Path] | None:
-        """The layer digest and blob path of the DB artifact the registry holds now."""
+    async def current_layer(self) -> str | None:
+        """The layer digest of the DB artifact the registry holds now."""
         repo = await self.metadata.get_repository(self.config.default_account,
                                                   self.config.scanner.db_repository)
         record = await self.metadata.resolve_tag(repo.id, self.config.scanner.db_tag) \
@@ -82,20 +83,28 @@ class DatabaseSync:
             return None
         for layer in body.get("layers", []):
             if layer.get("mediaType") == LAYER_MEDIA_TYPE:
-                path = self.blobs.local_path(parse_digest(layer["digest"]))
-                return layer["digest"], path
+                return layer["digest"]
         return None
+
+    def _install(self, digest: str) -> datetime:
+        # The store places the layer as a file next to the cache (a hard link from the
+        # filesystem store, a download from a remote one), removed once installed.
+        self.shared_dir.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="berth-dbsync-",
+                                         dir=self.shared_dir.parent) as scratch:
+            layer = Path(scratch) / "db.tar.gz"
+            self.blobs.materialize(parse_digest(digest), layer)
+            return install_db(layer, self.shared_dir)
 
     async def sync(self) -> bool:
         """Install the registry's DB if it changed; return whether a DB is installed."""
-        current = await self.current_layer()
-        if current is None:
+        digest = await self.current_layer()
+        if digest is None:
             return False
-        digest, path = current
         if digest == self._installed:
             return True
         try:
-            updated_at = await asyncio.to_thread(install_db, path, self.shared_dir)
+            updated_at = await asyncio.to_thread(self._install, digest)
         except InvalidDatabase as exc:
             log.error("vulnerability database artifact rejected", extra={"error": str(exc)})
             return self._installed is not None

@@ -9,6 +9,7 @@ layout directory at disk speed).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -95,8 +96,9 @@ class ScanService:
         layout = self.work_dir / uuid.uuid4().hex
         try:
             body = await self._bytes(record.digest)
-            materialize_layout(lambda d: self.blobs.local_path(parse_digest(d)), record.digest,
-                               body, layout)
+            await asyncio.to_thread(
+                materialize_layout, lambda d, dest: self.blobs.materialize(parse_digest(d), dest),
+                record.digest, body, layout)
             report = await self.scanner.scan(ScanTarget(layout, record.digest))
         except ScanError as exc:
             if exc.retryable:

@@ -1,27 +1,23 @@
-"""A per-scan OCI image layout, hard-linked out of Berth's content-addressed blob store.
+"""A per-scan OCI image layout, materialised out of Berth's content-addressed blob store.
 
 ::
 
     <dest>/
       oci-layout            {"imageLayoutVersion": "1.0.0"}
       index.json            one entry: the manifest (mediaType, digest, size)
-      blobs/<alg>/<hex>     the manifest (written), its config and layers (hard links)
+      blobs/<alg>/<hex>     the manifest (written), its config and layers (placed by the store)
 
 Trivy reads such a directory with ``trivy image --input <dest>@<digest>`` (scanning.md
-§2.3). It refuses symlinked blobs, so blobs are hard links: no bytes are copied, and a blob
-that garbage collection removes from the store mid-scan stays readable through the link
-until the layout is deleted. Linking needs one filesystem; across filesystems the blob is
-copied instead.
+§2.3). It refuses symlinked blobs, so the store places real files (``BlobStore.materialize``):
+hard links from the filesystem store, where no bytes are copied and a blob that garbage
+collection removes mid-scan stays readable through the link until the layout is deleted;
+downloads from a remote store.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
-import logging
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +25,6 @@ from typing import Any
 from registry.oci.digests import parse_digest
 from registry.oci.errors import OCIError
 
-log = logging.getLogger(__name__)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -37,7 +32,6 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 IMAGE_CONFIGS = frozenset({"application/vnd.oci.image.config.v1+json",
                            "application/vnd.docker.container.image.v1+json"})
-_LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP}
 
 
 class LayoutError(ValueError):
@@ -48,12 +42,14 @@ class NotAnImage(LayoutError):
     """The manifest is an index or an artifact, not a container image: nothing to scan."""
 
 
-def materialize_layout(blob_path: Callable[[str], Path], manifest_digest: str,
+def materialize_layout(place: Callable[[str, Path], None], manifest_digest: str,
                        manifest_bytes: bytes, dest: Path) -> Path:
-    """Lay out one image manifest under ``dest`` and return ``dest``.
+    """Lay out one image manifest under ``dest`` and return ``dest`` (synchronous: run it on
+    a thread, placing a blob may download it).
 
-    ``blob_path(digest)`` maps a blob digest to its file in the store. ``dest`` must not
-    exist or be empty; the caller owns it and removes it after the scan.
+    ``place(digest, file)`` puts a blob's bytes at the new path ``file`` (raising
+    FileNotFoundError when the store lacks it). ``dest`` must not exist or be empty; the
+    caller owns it and removes it after the scan.
 
     Raises:
         LayoutError: ``manifest_bytes`` do not hash to ``manifest_digest``, are not JSON, a
@@ -67,7 +63,7 @@ def materialize_layout(blob_path: Callable[[str], Path], manifest_digest: str,
         raise LayoutError(f"layout directory {dest} is not empty")
     descriptors = [manifest["config"], *manifest.get("layers", [])]
     for digest in dict.fromkeys(_digest_of(d) for d in descriptors):
-        _link_blob(blob_path(digest), _blob_file(dest, digest))
+        _place_blob(place, digest, _blob_file(dest, digest))
     _blob_file(dest, manifest_digest).write_bytes(manifest_bytes)
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": media_type, "digest": manifest_digest, "size": len(manifest_bytes)}]}
@@ -136,19 +132,8 @@ def _blob_file(dest: Path, digest: str) -> Path:
     return path
 
 
-def _link_blob(source: Path, target: Path) -> None:
+def _place_blob(place: Callable[[str, Path], None], digest: str, target: Path) -> None:
     try:
-        os.link(source, target)
+        place(digest, target)
     except FileNotFoundError:
-        raise LayoutError(f"blob {target.parent.name}:{target.name} is not in the store") \
-            from None
-    except OSError as exc:
-        if exc.errno not in _LINK_FALLBACK:
-            raise
-        # Another filesystem (or one without hard links): a copy is slower but equivalent.
-        log.info("layout blob copied", extra={"blob": target.name, "errno": exc.errno})
-        try:
-            shutil.copyfile(source, target)
-        except FileNotFoundError:
-            raise LayoutError(f"blob {target.parent.name}:{target.name} is not in the store") \
-                from None
+        raise LayoutError(f"blob {digest} is not in the store") from None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from registry.storage.base import BlobCheck, StoredBlob
-from registry.storage.filesystem import FilesystemBlobStore
+from registry.storage.base import BlobStore
 
 
 @dataclass
@@ -25,11 +25,11 @@ class HashPass:
         return {str(blob.digest) for blob in self.listed}
 
 
-def list_blobs(blobs: FilesystemBlobStore) -> HashPass:
+def list_blobs(blobs: BlobStore) -> HashPass:
     return HashPass(listed=list(blobs.iter_blobs()))
 
 
-def hash_all(blobs: FilesystemBlobStore, run: HashPass, *,
+def hash_all(blobs: BlobStore, run: HashPass, *,
              on_bytes: Callable[[int], None] | None = None,
              on_corrupt: Callable[[BlobCheck], None] | None = None) -> HashPass:
     """Hash every listed blob (a blob deleted since the listing is skipped).

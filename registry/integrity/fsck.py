@@ -24,7 +24,8 @@ from registry.integrity.repair import quarantine_blob
 from registry.metadata.integrity import IntegrityStore
 from registry.metadata.factory import open_store
 from registry.oci.digests import parse_digest
-from registry.storage.filesystem import FilesystemBlobStore
+from registry.storage.base import BlobStore
+from registry.storage.factory import open_blob_store
 
 
 @dataclass
@@ -58,7 +59,7 @@ class FsckReport:
                 "missing": [asdict(f) for f in self.findings if f.problem == "missing"]}
 
 
-def run_fsck(metadata: IntegrityStore, blobs: FilesystemBlobStore, *, repair: bool,
+def run_fsck(metadata: IntegrityStore, blobs: BlobStore, *, repair: bool,
              progress_stream: TextIO | None = None, tty: bool | None = None) -> FsckReport:
     started = time.monotonic()
     checked_since = time.time()
@@ -86,7 +87,7 @@ def run_fsck(metadata: IntegrityStore, blobs: FilesystemBlobStore, *, repair: bo
             if d not in corrupt}
     recorded = metadata.recorded_blobs_sync(list(gone))
     for digest, why in sorted(gone.items()):
-        if why == FILE_MISSING and (digest not in recorded or _on_disk(blobs, digest)):
+        if why == FILE_MISSING and (digest not in recorded or _stored(blobs, digest)):
             continue  # collected, or pushed again, since the snapshot
         use = uses.get(digest)
         report.findings.append(Finding("missing", digest, why,
@@ -96,13 +97,12 @@ def run_fsck(metadata: IntegrityStore, blobs: FilesystemBlobStore, *, repair: bo
     return report
 
 
-def _on_disk(blobs: FilesystemBlobStore, digest: str) -> bool:
-    path = blobs.local_path(parse_digest(digest))
-    return path is not None and path.exists()
+def _stored(blobs: BlobStore, digest: str) -> bool:
+    return blobs.blob_size(parse_digest(digest)) is not None
 
 
-def _has_file(blobs: FilesystemBlobStore, listed: set[str]):
-    return lambda digest: digest in listed or _on_disk(blobs, digest)
+def _has_file(blobs: BlobStore, listed: set[str]):
+    return lambda digest: digest in listed or _stored(blobs, digest)
 
 
 def render_text(report: FsckReport, out: TextIO) -> None:
@@ -132,7 +132,7 @@ def main(config: Config, *, repair: bool, as_json: bool) -> int:
         return 2
     metadata = open_store(config)
     try:
-        blobs = FilesystemBlobStore(config.data_dir)
+        blobs = open_blob_store(config)
         report = run_fsck(metadata, blobs, repair=repair)
     finally:
         metadata.db.close_sync()

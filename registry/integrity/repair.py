@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from registry.metadata.integrity import IntegrityStore
 from registry.storage.base import BlobCheck
-from registry.storage.filesystem import FilesystemBlobStore
+from registry.storage.base import BlobStore
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Quarantined:
     repositories: list[str]  # the repositories that held the blob ("account/name")
 
 
-def quarantine_blob(metadata: IntegrityStore, blobs: FilesystemBlobStore,
+def quarantine_blob(metadata: IntegrityStore, blobs: BlobStore,
                     check: BlobCheck, *, now: float, checked_since: float) -> Quarantined | None:
     """Synchronous (call it off the event loop). ``checked_since``: when the pass that
     hashed ``check`` began. Returns where the bytes went, or None when the blob was replaced,

@@ -21,7 +21,7 @@ from registry.integrity.check import hash_all, list_blobs
 from registry.integrity.repair import quarantine_blob
 from registry.metadata.integrity import IntegrityStore
 from registry.storage.base import BlobCheck
-from registry.storage.filesystem import FilesystemBlobStore
+from registry.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class ScrubReport:
     quarantined: list[str] = field(default_factory=list)
 
 
-def scrub_pass(metadata: IntegrityStore, blobs: FilesystemBlobStore, *, rate: float,
+def scrub_pass(metadata: IntegrityStore, blobs: BlobStore, *, rate: float,
                metrics=None, evict: Callable[[str], None] | None = None,
                stop: threading.Event | None = None) -> ScrubReport:
     """One pass over every blob (synchronous: run it on the scrub thread)."""

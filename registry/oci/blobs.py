@@ -2,12 +2,10 @@
 
 A blob is readable in a repository only through that repository's link (DESIGN: pull), so a
 digest that exists elsewhere is 404 here. Small blobs come from the in-process cache; large
-ones go out by sendfile; both follow one Range selection (``registry.oci.ranges``).
+ones go out by sendfile (or streamed, from a remote store); both follow one Range selection (``registry.oci.ranges``).
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from aiohttp import web
 
@@ -17,7 +15,7 @@ from registry.oci.context import account_of, existing_repository, repository_nam
 from registry.oci.digests import parse_digest
 from registry.metadata.models import StillReferencedError
 from registry.oci.errors import BlobUnknown, SizeInvalid, Unsupported
-from registry.oci.file_slice import FileSlice
+from registry.oci.blob_slice import BlobSlice
 from registry.oci.ranges import Unsatisfiable, parse_range
 
 
@@ -83,14 +81,12 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         except FileNotFoundError:
             raise BlobUnknown(f"blob unknown to registry: {digest}") from None
         return web.Response(status=status, body=data[first:last + 1], headers=headers)
-    path = blobs.local_path(parsed)
     try:
-        if path is None:
-            raise FileNotFoundError(digest)
-        file = await asyncio.get_running_loop().run_in_executor(None, open, path, "rb")
+        reader = await blobs.open_blob(parsed)
     except FileNotFoundError:
         raise BlobUnknown(f"blob unknown to registry: {digest}") from None
-    return FileSlice(file, offset=first, count=last - first + 1, status=status, headers=headers)
+    return BlobSlice(reader, offset=first, count=last - first + 1, status=status,
+                     headers=headers)
 
 
 async def delete_blob(request: web.Request) -> web.Response:

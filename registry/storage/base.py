@@ -1,8 +1,11 @@
 """The blob storage protocol.
 
 A ``BlobStore`` holds content-addressed bytes and the upload sessions that produce them.
-The filesystem store is the default; an S3 store satisfies the same protocol later. Every
-implementation runs the contract suite in ``tests/unit/test_blobstore_contract.py``.
+Nothing outside ``registry/storage`` sees where or how the bytes are kept: readers open a
+blob (``open_blob``: a local file to sendfile from, or a stream of any range), get a direct
+download URL where the store has them, or have it ``materialize`` a file for a consumer
+that needs one. The filesystem store is the default. Every implementation runs the contract
+suite in ``tests/storage/test_blobstore_contract.py``.
 
 Visibility rule (DESIGN invariant 1): bytes become readable under their digest only through
 ``publish``, and a client reaches them only through a repository link the metadata store
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterable, Callable, Iterable, Protocol
+from typing import Any, AsyncIterable, AsyncIterator, BinaryIO, Callable, Iterable, Protocol
 
 from registry.oci.digests import Digest
 
@@ -46,13 +49,31 @@ class SessionLimits:
 
 @dataclass(frozen=True, slots=True)
 class StagedBlob:
-    """Verified, durable bytes waiting to be published under ``digest``."""
+    """Verified, durable bytes waiting to be published under ``digest``.
+
+    ``handle`` belongs to the store that staged them (a private file for the filesystem, an
+    unfinished multipart upload for S3): callers pass the staged blob back, never look inside.
+    """
 
     digest: Digest
     size: int
-    source: Path
+    handle: Any
     session_id: str | None = None
-    cleanup: Path | None = None  # the closed session's private directory, removed on publish
+
+
+class BlobReader(Protocol):
+    """An opened stored blob: its bytes as they were when it was opened.
+
+    ``file`` is an open local file the server may send with sendfile, or None for a remote
+    store; ``chunks`` streams any byte range either way. ``close`` releases it (idempotent).
+    """
+
+    size: int
+    file: BinaryIO | None
+
+    def chunks(self, offset: int, count: int) -> AsyncIterator[bytes]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +134,28 @@ class BlobStore(Protocol):
     async def stat(self, digest: Digest) -> int | None:
         """Return the size of a stored blob, or None when it is absent."""
 
-    def local_path(self, digest: Digest) -> Path | None:
-        """Return a path the server may sendfile from, or None for remote stores."""
+    def blob_size(self, digest: Digest) -> int | None:
+        """``stat`` for threads (fsck): the size of a stored blob, or None."""
+
+    async def open_blob(self, digest: Digest) -> BlobReader:
+        """Open a stored blob for reading (any range, any number of times until closed).
+
+        Raises:
+            FileNotFoundError: the blob is absent.
+        """
+
+    async def download_url(self, digest: Digest, *, expires_seconds: int) -> str | None:
+        """A URL a client may GET the blob from directly (S3: presigned), valid for
+        ``expires_seconds``; None when the store has no such URLs (the filesystem)."""
+
+    def materialize(self, digest: Digest, dest: Path) -> None:
+        """Put the blob's bytes at the new file ``dest`` for a consumer that needs a file (the
+        scanner's image layout, the vulnerability DB): a hard link where the store is local
+        and on the same file system, else a copy or download (synchronous, for threads).
+
+        Raises:
+            FileNotFoundError: the blob is absent.
+        """
 
     async def read_bytes(self, digest: Digest) -> bytes:
         """Return a blob's bytes (for small objects: manifests, configs).
@@ -222,3 +263,8 @@ class BlobStore(Protocol):
         """Delete a session if it exists and no request holds it (synchronous: safe during
         request cancellation). Returns False when a request holds it (the sweeper retries on
         its next pass)."""
+
+    def sweep_leftovers(self, *, older_than: float) -> list[str]:
+        """Remove what crashes leave behind, untouched since ``older_than`` (a timestamp):
+        staged bytes never published, closed sessions, half-created sessions (S3: orphaned
+        multipart uploads). Synchronous, for the session sweeper. Returns their names."""

@@ -1,9 +1,10 @@
 """Filesystem blob store: content-addressed files plus upload sessions on local disk.
 
 Uploads stream into ``uploads/<id>/data``; each process keeps the running hash of the
-sessions it is serving, and recomputes it from disk when a chunk arrives at a process that
-does not have it (after a restart, or on another worker), so sessions survive restarts and
-any worker can continue any session. Every change to a session holds its cross-process lock
+sessions it is serving and saves its state next to the data at every chunk boundary
+(``uploads/<id>/hashstate``, ``registry.storage.resumable``), so a chunk that arrives at
+another worker (or after a restart) resumes the hash without reading the session's bytes
+again; only a missing or stale state (a crash mid-chunk) falls back to re-hashing from disk. Every change to a session holds its cross-process lock
 (``registry.storage.sessionlock``). The closing PUT, holding it, renames the session out of
 ``uploads/`` to a private name under ``tmp/`` *before* verifying, so no request of any worker
 can write into the bytes it verifies; then it fsyncs them. ``publish`` renames them into
@@ -27,11 +28,12 @@ from pathlib import Path
 from typing import AsyncIterable, Callable, Iterable
 
 from registry.oci.digests import ALGORITHMS, Digest
-from registry.storage import paths
+from registry.storage import paths, resumable
 from registry.storage.base import (
     BlobCheck, DigestMismatchError, OffsetMismatchError, SessionLimits,
     StagedBlob, StoredBlob, UploadSession, UploadUnknownError,
 )
+from registry.storage.file_reader import FileBlobReader, place_file
 from registry.storage.sessionindex import SessionIndex
 from registry.storage.sessionlock import SessionLocks
 from registry.storage.streaming import stream_into
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 HASH_READ = 8 * 1024 * 1024
 RUNNING_PRUNE_AT = 1024  # running hashes kept before looking for sessions closed elsewhere
 VERIFY_READ = 1024 * 1024  # smaller blocks for fsck/scrub: smooth progress and throttling
+HASH_STATE = "hashstate"
 
 
 @dataclass
@@ -74,9 +77,40 @@ def _hash_fd(fd: int, hasher: "hashlib._Hash", size: int, block_size: int = HASH
 def _hash_file(path: Path, algorithm: str, size: int) -> "hashlib._Hash":
     fd = os.open(path, os.O_RDONLY)
     try:
-        return _hash_fd(fd, hashlib.new(algorithm), size)
+        return _hash_fd(fd, resumable.new(algorithm), size)
     finally:
         os.close(fd)
+
+
+def _saved_hash(session_dir: Path, algorithm: str, size: int) -> "hashlib._Hash | None":
+    """The hash state saved at the session's last chunk boundary, if it covers exactly the
+    ``size`` bytes the session holds (else a crash came between data and state)."""
+    try:
+        saved = (session_dir / HASH_STATE).read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    hasher = resumable.restore(algorithm, saved)
+    return hasher if hasher is not None and hasher.hashed == size else None
+
+
+def _save_hash(session_dir: Path, hasher: "hashlib._Hash") -> None:
+    """Save the state atomically (rename), without fsync: like the session's data, it only
+    has to survive a process crash, and a stale state is detected by its size."""
+    state = resumable.state_of(hasher)
+    if state is None:
+        return
+    tmp = session_dir / f"{HASH_STATE}.{uuid.uuid4().hex}"
+    tmp.write_bytes(state)
+    os.replace(tmp, session_dir / HASH_STATE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A filesystem store's staged bytes: a private file, and the closed session's
+    directory to remove once published."""
+
+    source: Path
+    cleanup: Path | None = None
 
 
 def _stage(path: Path, data: bytes, digest: Digest) -> None:
@@ -135,8 +169,26 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
-    def local_path(self, digest: Digest) -> Path | None:
+    def local_path(self, digest: Digest) -> Path:
+        """Where a blob's file lives (this store only, not the protocol: for tests that
+        damage blobs on purpose, and for ``materialize``)."""
         return self._path(digest)
+
+    def blob_size(self, digest: Digest) -> int | None:
+        try:
+            return os.stat(self._path(digest)).st_size
+        except FileNotFoundError:
+            return None
+
+    async def open_blob(self, digest: Digest) -> FileBlobReader:
+        file = await self._run(open, self._path(digest), "rb")
+        return FileBlobReader(file, self._executor)
+
+    async def download_url(self, digest: Digest, *, expires_seconds: int) -> str | None:
+        return None
+
+    def materialize(self, digest: Digest, dest: Path) -> None:
+        place_file(self._path(digest), dest)
 
     async def read_bytes(self, digest: Digest) -> bytes:
         with open(self._path(digest), "rb") as f:
@@ -145,7 +197,7 @@ class FilesystemBlobStore:
     async def stage_bytes(self, data: bytes, digest: Digest) -> StagedBlob:
         staging = paths.tmp_root(self.root) / uuid.uuid4().hex
         await self._run(_stage, staging, data, digest)
-        return StagedBlob(digest=digest, size=len(data), source=staging)
+        return StagedBlob(digest=digest, size=len(data), handle=_Staged(staging))
 
     def publish(self, staged: StagedBlob) -> None:
         target = self._path(staged.digest)
@@ -157,17 +209,19 @@ class FilesystemBlobStore:
         # Re-hashing the existing file instead would cost a full read of every re-pushed
         # layer; a rename costs the same as publishing a new blob. Readers that opened the old
         # file keep its inode until they close it.
-        os.replace(staged.source, target)
+        handle: _Staged = staged.handle
+        os.replace(handle.source, target)
         fsync_dir(target.parent)
         if staged.session_id is not None:
             self._running.pop(staged.session_id, None)
-        if staged.cleanup is not None:
-            shutil.rmtree(staged.cleanup, ignore_errors=True)
+        if handle.cleanup is not None:
+            shutil.rmtree(handle.cleanup, ignore_errors=True)
 
     def discard(self, staged: StagedBlob) -> None:
-        _remove(staged.source)
-        if staged.cleanup is not None:
-            shutil.rmtree(staged.cleanup, ignore_errors=True)
+        handle: _Staged = staged.handle
+        _remove(handle.source)
+        if handle.cleanup is not None:
+            shutil.rmtree(handle.cleanup, ignore_errors=True)
 
     def delete(self, digest: Digest) -> None:
         _remove(self._path(digest))
@@ -246,7 +300,7 @@ class FilesystemBlobStore:
         (directory / "data").touch()
         paths.upload_info(self.root, session_id).write_text(json.dumps(info))
         self._index.add(session_id, repository, owner)
-        self._running[session_id] = _Running(0, hashlib.new(algorithm))
+        self._running[session_id] = _Running(0, resumable.new(algorithm))
         if len(self._running) > self._prune_at:
             self._prune_running()
         return UploadSession(session_id, repository, algorithm, info["started_at"], 0, owner)
@@ -281,12 +335,15 @@ class FilesystemBlobStore:
         return self._load(session_id)
 
     async def _running_for(self, session: UploadSession, algorithm: str,
-                           data: Path | None = None) -> _Running:
+                           directory: Path | None = None) -> _Running:
         running = self._running.get(session.id)
         if running is None or running.offset != session.offset \
                 or running.hasher.name != algorithm:
-            data = data or paths.upload_data(self.root, session.id)
-            hasher = await self._run(_hash_file, data, algorithm, session.offset)
+            directory = directory or paths.upload_dir(self.root, session.id)
+            hasher = _saved_hash(directory, algorithm, session.offset)
+            if hasher is None:  # no state, or a stale one: one pass over the bytes
+                hasher = await self._run(_hash_file, directory / "data", algorithm,
+                                         session.offset)
             running = _Running(session.offset, hasher)
             self._running[session.id] = running
         return running
@@ -306,6 +363,9 @@ class FilesystemBlobStore:
                 running.offset = -1  # the hasher saw bytes that were cut off again
                 raise
             running.offset = start + received
+            if received:
+                await self._run(_save_hash, paths.upload_dir(self.root, session_id),
+                                running.hasher)
             return UploadSession(session.id, session.repository, session.algorithm,
                                  session.started_at, start + received, session.owner)
 
@@ -319,7 +379,7 @@ class FilesystemBlobStore:
             # verified below are the bytes published.
             os.rename(directory, closing)
             try:
-                running = await self._running_for(session, digest.algorithm, closing / "data")
+                running = await self._running_for(session, digest.algorithm, closing)
                 actual = running.hasher.copy().hexdigest()
                 if actual != digest.hex:
                     raise DigestMismatchError(f"content hashes to {digest.algorithm}:{actual}")
@@ -331,8 +391,9 @@ class FilesystemBlobStore:
                 raise
             self._running.pop(session_id, None)
             self._index.remove(session_id, session.repository, session.owner)
-            return StagedBlob(digest=digest, size=session.offset, source=closing / "data",
-                              session_id=session_id, cleanup=closing)
+            return StagedBlob(digest=digest, size=session.offset,
+                              handle=_Staged(closing / "data", cleanup=closing),
+                              session_id=session_id)
 
     async def cancel_upload(self, session_id: str) -> None:
         async with self._hold(session_id):

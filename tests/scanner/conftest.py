@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from registry.storage.file_reader import place_file
 from registry.storage.paths import blob_path as store_blob_path
 from scanner import (ScanTarget, TrivyScanner, build_db_artifact, find_trivy, install_db,
                      materialize_layout)
@@ -59,6 +60,10 @@ class BlobStore:
         algorithm, _, hex_digest = digest.partition(":")
         return store_blob_path(self.root, algorithm, hex_digest)
 
+    def place(self, digest: str, dest: Path) -> None:
+        """What ``FilesystemBlobStore.materialize`` does: link (or copy) the blob's file."""
+        place_file(self.blob_path(digest), dest)
+
     def add(self, image: debian.OciImage) -> debian.OciImage:
         for path in (image.layout_dir / "blobs" / "sha256").iterdir():
             target = self.blob_path("sha256:" + path.name)
@@ -68,7 +73,7 @@ class BlobStore:
         return image
 
     def target(self, image: debian.OciImage, dest: Path) -> ScanTarget:
-        layout = materialize_layout(self.blob_path, image.manifest_digest,
+        layout = materialize_layout(self.place, image.manifest_digest,
                                     image.manifest_bytes, dest)
         return ScanTarget(layout, image.manifest_digest)
 

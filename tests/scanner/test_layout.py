@@ -22,7 +22,7 @@ def test_blobs_are_hard_links_into_the_store_and_the_index_names_the_manifest(
         tmp_path, store, wheel_image):
     store.add(wheel_image)
     manifest = json.loads(wheel_image.manifest_bytes)
-    layout = materialize_layout(store.blob_path, wheel_image.manifest_digest,
+    layout = materialize_layout(store.place, wheel_image.manifest_digest,
                                 wheel_image.manifest_bytes, tmp_path / "layout")
     for descriptor in [manifest["config"], *manifest["layers"]]:
         linked = layout / "blobs" / "sha256" / descriptor["digest"].split(":")[1]
@@ -42,7 +42,7 @@ def test_a_layout_outlives_the_blob_it_links(tmp_path, wheel_image):
     store.add(wheel_image)
     layer = json.loads(wheel_image.manifest_bytes)["layers"][0]["digest"]
     expected = store.blob_path(layer).read_bytes()
-    layout = materialize_layout(store.blob_path, wheel_image.manifest_digest,
+    layout = materialize_layout(store.place, wheel_image.manifest_digest,
                                 wheel_image.manifest_bytes, tmp_path / "layout")
     store.blob_path(layer).unlink()
     assert (layout / "blobs" / "sha256" / layer.split(":")[1]).read_bytes() == expected
@@ -55,7 +55,7 @@ def test_across_filesystems_blobs_are_copied(tmp_path, store, wheel_image):
     store.add(wheel_image)
     dest = shm / f"berth-layout-{os.getpid()}"
     try:
-        layout = materialize_layout(store.blob_path, wheel_image.manifest_digest,
+        layout = materialize_layout(store.place, wheel_image.manifest_digest,
                                     wheel_image.manifest_bytes, dest)
         config = json.loads(wheel_image.manifest_bytes)["config"]["digest"]
         copied = layout / "blobs" / "sha256" / config.split(":")[1]
@@ -71,7 +71,7 @@ def test_a_docker_manifest_keeps_its_media_type(tmp_path, store, wheel_image):
     manifest["config"]["mediaType"] = "application/vnd.docker.container.image.v1+json"
     data = canonical_json(manifest)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    layout = materialize_layout(store.blob_path, digest, data, tmp_path / "layout")
+    layout = materialize_layout(store.place, digest, data, tmp_path / "layout")
     assert json.loads((layout / "index.json").read_text())["manifests"][0]["mediaType"] == \
         DOCKER_MANIFEST
 
@@ -103,7 +103,7 @@ def test_what_cannot_be_laid_out_is_refused(tmp_path, store, wheel_image, make, 
     store.add(wheel_image)
     digest, data = make(wheel_image)
     with pytest.raises(error):
-        materialize_layout(store.blob_path, digest, data, tmp_path / "layout")
+        materialize_layout(store.place, digest, data, tmp_path / "layout")
 
 
 def test_a_non_empty_destination_is_refused(tmp_path, store, wheel_image):
@@ -111,7 +111,7 @@ def test_a_non_empty_destination_is_refused(tmp_path, store, wheel_image):
     (tmp_path / "layout").mkdir()
     (tmp_path / "layout" / "stray").write_text("x")
     with pytest.raises(LayoutError):
-        materialize_layout(store.blob_path, wheel_image.manifest_digest,
+        materialize_layout(store.place, wheel_image.manifest_digest,
                            wheel_image.manifest_bytes, tmp_path / "layout")
 
 

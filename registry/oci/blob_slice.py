@@ -1,4 +1,5 @@
-"""A response that sends one byte range of an open file, by sendfile.
+"""A response that sends one byte range of an opened blob: by sendfile when the store
+hands over a local file, else streamed from the store.
 
 ``web.FileResponse`` would do its own Range, If-Range and conditional-request processing with
 its own rules and its own (mtime-based) ETag, so a blob served from disk would answer
@@ -9,25 +10,25 @@ decided status, headers and slice (``registry.oci.ranges``); this only ships the
 from __future__ import annotations
 
 import asyncio
-from typing import BinaryIO
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
+from registry.storage.base import BlobReader
 
-class FileSlice(web.StreamResponse):
-    """Bytes ``[offset, offset + count)`` of ``file``, with the given status and headers.
 
-    The response owns ``file`` and closes it once sent (or once sending failed).
+class BlobSlice(web.StreamResponse):
+    """Bytes ``[offset, offset + count)`` of ``reader``, with the given status and headers.
+
+    The response owns ``reader`` and closes it once sent (or once sending failed).
     """
 
-    def __init__(self, file: BinaryIO, *, offset: int, count: int, status: int,
-                 headers: dict[str, str], chunk_size: int = 1024 * 1024) -> None:
+    def __init__(self, reader: BlobReader, *, offset: int, count: int, status: int,
+                 headers: dict[str, str]) -> None:
         super().__init__(status=status, headers=headers)
-        self._file = file
+        self._reader = reader
         self._offset = offset
         self._count = count
-        self._chunk_size = chunk_size
         self.content_length = count
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
@@ -40,29 +41,24 @@ class FileSlice(web.StreamResponse):
             await super().write_eof()
             return writer
         finally:
-            await asyncio.get_running_loop().run_in_executor(None, self._file.close)
+            await asyncio.get_running_loop().run_in_executor(None, self._reader.close)
 
     async def _send(self, request: web.BaseRequest, writer: AbstractStreamWriter | None) -> None:
         transport = request.transport
         if transport is None:
             raise ConnectionResetError("connection lost")
-        loop = asyncio.get_running_loop()
-        try:
-            # Headers are already on the wire (StreamResponse sends them at prepare).
-            await loop.sendfile(transport, self._file, self._offset, self._count)
-        except NotImplementedError:  # a transport without sendfile support
-            await self._copy(writer)
+        if self._reader.file is not None:
+            try:
+                # Headers are already on the wire (StreamResponse sends them at prepare).
+                await asyncio.get_running_loop().sendfile(
+                    transport, self._reader.file, self._offset, self._count)
+                return
+            except NotImplementedError:  # a transport without sendfile support
+                pass
+        await self._copy(writer)
 
     async def _copy(self, writer: AbstractStreamWriter | None) -> None:
         assert writer is not None
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._file.seek, self._offset)
-        left = self._count
-        while left > 0:
-            chunk = await loop.run_in_executor(None, self._file.read,
-                                               min(self._chunk_size, left))
-            if not chunk:
-                raise ConnectionResetError("blob file shorter than expected")
+        async for chunk in self._reader.chunks(self._offset, self._count):
             await writer.write(chunk)
-            left -= len(chunk)
         await writer.drain()
