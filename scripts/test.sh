@@ -11,7 +11,10 @@
 # bench/ and BERTH_TEST_REGISTRY=distribution), wrk (bench/), ca-certificates, mmdebstrap
 # (real Debian bookworm images for the scanner tests, built from Debian's apt repository),
 # postgresql (PostgreSQL 15: the tests initdb a throwaway cluster of their own on a free
-# loopback port, tests/support/postgres.py; the package's default cluster is not used).
+# loopback port, tests/support/postgres.py; the package's default cluster is not used),
+# radosgw, ceph-mon and ceph-osd (Ceph 16: a throwaway single-node cluster with the RADOS
+# Gateway, a real S3 endpoint for the S3 blob store, tests/support/ceph.py; the packages
+# start no daemons, every one is started by the tests under a temporary directory).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +24,7 @@ log() { printf 'test.sh: %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 packages=(docker.io skopeo busybox-static docker-registry wrk ca-certificates mmdebstrap
-          postgresql)
+          postgresql radosgw ceph-mon ceph-osd)
 missing=()
 for pkg in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -36,6 +39,8 @@ if ((${#missing[@]})); then
     # postgresql-15's postinst creates the stopped default cluster (15/main, port 5432) and
     # then asks invoke-rc.d to start it, which this denies; the tests never use that cluster,
     # so it stays down and harmless (and would be harmless running: tests pick free ports).
+    # The Ceph packages' postinsts ask to start their ceph-*.target units; denied likewise
+    # (there is no /etc/ceph/ceph.conf for them anyway).
     own_policy=""
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d

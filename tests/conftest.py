@@ -24,6 +24,13 @@ Metadata database
     metadata_url           one such URL (or None) for the current test; in-process apps pass
                            `test_config_overrides(metadata_url)` to load_config
 
+S3 (Ceph RADOS Gateway)
+    rgw            the session's single-node Ceph cluster with radosgw (tests/support/ceph.py),
+                   started on first use; fails (never skips) when Ceph is not installed. Its
+                   ports are fixed, so one runs per machine (a second pytest run waits on
+                   /tmp/berth-ceph.lock, then fails with a clear message)
+    s3_bucket      a brand-new empty bucket for this test; emptied and deleted afterwards
+
 Tools
     docker, skopeo, busybox fail (never skip) when the tool, the engine or busybox-static is
     missing: the test command, scripts/test.sh, installs and starts them.
@@ -47,6 +54,7 @@ from tests.support.server import RegistryProcess, server_class
 from tests.support.tools import Docker, Skopeo, ToolMissing, static_busybox
 
 if TYPE_CHECKING:
+    from tests.support.ceph import CephRGW
     from tests.support.postgres import PostgresCluster
 
 REGISTRY_KIND = os.environ.get("BERTH_TEST_REGISTRY", "berth")
@@ -71,6 +79,38 @@ def postgres() -> Iterator[PostgresCluster]:
         pytest.fail(str(exc), pytrace=False)
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def rgw() -> Iterator[CephRGW]:
+    """The session's Ceph cluster with the RADOS Gateway: created when a test first asks."""
+    from tests.support.ceph import CephBusy, CephMissing, CephPortsBusy, shared_rgw
+
+    gateway, message = None, ""
+    try:
+        gateway = shared_rgw()
+    except (CephMissing, CephBusy, CephPortsBusy) as exc:
+        message = str(exc)
+    if gateway is None:  # failed outside the except block: no chained traceback
+        pytest.fail(message, pytrace=False)
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+def s3_bucket(request, rgw) -> Iterator[str]:
+    """A bucket of its own for this test, `<test name>-<12 hex>` (DNS style, at most 63
+    characters); afterwards its uploads, objects and the bucket itself are deleted, so
+    memstore's RAM does not fill up over a session."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-") or "t"
+    name = rgw.create_bucket(f"{stem}-{uuid.uuid4().hex[:12]}")
+    yield name
+    try:
+        rgw.delete_bucket(name)
+    except (BotoCoreError, ClientError):
+        pass  # the gateway stopped by a fault test, or the cluster gone: nothing to keep
 
 
 @pytest.fixture(scope="session")
