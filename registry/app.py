@@ -54,8 +54,8 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
     app[CONFIG] = config
     ensure_data_dir(config.data_dir)
     app[METRICS] = overrides.pop("metrics", None) or Metrics()
-    app[BLOBS] = overrides.pop("blobs", None) or open_blob_store(config)
     app[METADATA] = overrides.pop("metadata", None) or open_store(config)
+    app[BLOBS] = overrides.pop("blobs", None) or open_blob_store(config, app[METADATA])
     app[BLOB_CACHE] = BlobCache(config.limits.small_blob_cache_bytes,
                                 on_corrupt=_count_corruption(app[METRICS], "cache"))
     app[PULL_PROTECTION] = PullProtection(app[METADATA])

@@ -58,7 +58,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     setup_logging("warning")
     ensure_data_dir(config.data_dir)
     metadata = open_store(config)
-    blobs = open_blob_store(config)
+    blobs = open_blob_store(config, metadata)
     grace = config.gc.grace_seconds if args.grace is None else args.grace
     try:
         report = collect_garbage(metadata, blobs, grace_seconds=grace,

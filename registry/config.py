@@ -78,7 +78,22 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
+    # "filesystem": blobs under the data directory (the embedded default). "s3": blobs in an
+    # S3-compatible bucket shared by every node (AWS S3, Ceph RGW, MinIO, ...).
     backend: str = "filesystem"
+    bucket: str = ""
+    endpoint_url: str = ""  # empty: AWS's endpoint for `region`
+    region: str = ""  # empty: the registry's `region`
+    prefix: str = ""  # every key starts with it ("berth/")
+    # Credentials come from the standard AWS chain (environment, shared files, instance
+    # role), optionally a named profile of it, optionally from this credentials file (0600).
+    profile: str = ""
+    credentials_file: str = ""
+    # Blob GETs answered 307 to a presigned URL of the object (the bytes never pass through
+    # Berth), or streamed through Berth when false.
+    pull_redirect: bool = True
+    presign_seconds: int = 900
+    part_size_bytes: int = 16 * 1024 * 1024  # multipart part size for uploads (>= 5 MiB)
     # Periodic re-hash of every blob in the server (0 = off); corrupt blobs are quarantined
     # as by `berth fsck --repair`. The read rate is capped so pushes are not starved.
     scrub_interval_seconds: int = 0
@@ -199,7 +214,7 @@ class Config:
         return self.data_dir / "metadata.db"
 
 
-_BACKENDS = {"storage": {"filesystem"}}
+_BACKENDS = {"storage": {"filesystem", "s3"}}
 _MINUTE, _HOUR, _DAY = 60, 3600, 86400
 # Every interval and duration, in seconds: (key, minimum, maximum, why the minimum). Intervals
 # are at least 1 s, so no loop ever spins; the maxima keep every deadline representable.
@@ -345,6 +360,7 @@ def _validate(config: Config, problems: list[str]) -> None:
     if config.nodes.timeout_seconds < 2 * config.nodes.heartbeat_seconds:
         problems.append("nodes.timeout_seconds: at least twice nodes.heartbeat_seconds")
     _validate_integrity(config, problems)
+    _validate_s3(config.storage, problems)
     for name, value in (("limits.manifest_max_bytes", config.limits.manifest_max_bytes),
                         ("limits.small_blob_cache_bytes", config.limits.small_blob_cache_bytes),
                         ("limits.small_blob_max_bytes", config.limits.small_blob_max_bytes)):
@@ -387,6 +403,26 @@ def _validate_metadata(config: Config, problems: list[str]) -> None:
         problems.append("metadata.pool_size: between 1 and 200")
     if metadata.upgrade not in ("", "auto", "manual"):
         problems.append("metadata.upgrade: \"auto\" or \"manual\"")
+
+
+def _validate_s3(storage: StorageConfig, problems: list[str]) -> None:
+    if storage.backend != "s3":
+        return
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", storage.bucket):
+        problems.append("storage.bucket: an S3 bucket name (3-63 of a-z 0-9 . -) is required "
+                        "with backend = \"s3\"")
+    if storage.endpoint_url and not re.fullmatch(r"https?://[^\s/]+/?", storage.endpoint_url):
+        problems.append("storage.endpoint_url: http(s)://host[:port]")
+    if storage.region and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]|[a-z0-9-]{1,32}",
+                                           storage.region):
+        problems.append(f"storage.region: not a region name: {storage.region!r}")
+    if storage.prefix.startswith("/") or "//" in storage.prefix or \
+            any(c in storage.prefix for c in "\r\n\x00"):
+        problems.append("storage.prefix: a key prefix without a leading '/' or empty parts")
+    if not 1 <= storage.presign_seconds <= 7 * _DAY:
+        problems.append("storage.presign_seconds: between 1 and 604800 (S3's limit)")
+    if not 5 * 1024 * 1024 <= storage.part_size_bytes <= 5 * 1024 ** 3:
+        problems.append("storage.part_size_bytes: between 5 MiB and 5 GiB (S3's part sizes)")
 
 
 def _validate_integrity(config: Config, problems: list[str]) -> None:

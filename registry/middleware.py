@@ -28,6 +28,7 @@ from registry.auth.principal import ANONYMOUS
 from registry.ecr.errors import ECRError, SerializationException, ServerException
 from registry.http_limits import ClientDisconnected
 from registry.metadata.errors import StoreBusyError, StoreError
+from registry.storage.base import StorageUnavailableError
 from registry.oci.errors import NameUnknown, OCIError, Unavailable, Unsupported
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ async def _render_errors(request: web.Request, handler) -> web.StreamResponse:
         return render_ecr(error, _aws_request_id(request))
     except StoreError as error:
         return _render_unavailable(request, error, f"metadata store: {error.reason}")
+    except StorageUnavailableError as error:
+        return _render_unavailable(request, error, f"blob storage: {error.reason}")
     except web.HTTPException as exc:
         if not request.path.startswith("/v2"):
             raise
@@ -145,7 +148,8 @@ def _render_unavailable(request: web.Request, error: Exception, reason: str) -> 
     message = f"temporarily unable to store or read: {reason}"
     if is_api_request(request) or _route_name(request) == "api":
         return render_ecr(ServerException(message), _aws_request_id(request))
-    retry = "1" if isinstance(error, StoreBusyError) else "30"
+    retry = "1" if isinstance(error, StoreBusyError) else \
+        "5" if isinstance(error, StorageUnavailableError) else "30"
     return render_oci(Unavailable(message, headers={"Retry-After": retry}))
 
 

@@ -11,7 +11,7 @@ import base64
 import uuid
 from typing import Any, AsyncIterator
 
-from registry.appkeys import METRICS, PULL_PROTECTION
+from registry.appkeys import BLOBS, CONFIG, METRICS, PULL_PROTECTION
 from registry.ecr.call import ECRCall
 from registry.ecr.errors import (
     EmptyUploadException, InvalidLayerException, InvalidLayerPartException,
@@ -171,7 +171,12 @@ async def get_download_url_for_layer(call: ECRCall) -> dict[str, Any]:
         raise LayerInaccessibleException(
             f"The layer with digest '{digest}' is not available: it belongs only to images "
             f"blocked by pull protection ({blocked.reason()})")
-    url = f"{call.request.scheme}://{call.host}/v2/{name}/blobs/{digest}"
+    storage = call.app[CONFIG].storage
+    # As ECR: a presigned URL of the object store where there is one; else Berth's own.
+    url = await call.app[BLOBS].download_url(parse_digest(digest),
+                                             expires_seconds=storage.presign_seconds)
+    if url is None:
+        url = f"{call.request.scheme}://{call.host}/v2/{name}/blobs/{digest}"
     return {"downloadUrl": url, "layerDigest": digest}
 
 

@@ -98,6 +98,15 @@ class JobStore(NodeStore, Protocol):
         """Take or renew the named lease (one runner of a maintenance task across nodes)
         for ``ttl`` seconds of database time; False when another owner holds it."""
 
+    def acquire_lease_sync(self, name: str, owner: str, *, ttl: float) -> bool:
+        """``acquire_lease`` for threads (and short synchronous paths)."""
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it (else nothing changes)."""
+
+    def release_lease_sync(self, name: str, owner: str) -> None:
+        """``release_lease`` for threads."""
+
 
 # -- queries ----------------------------------------------------------------------------------
 
@@ -198,6 +207,12 @@ def _take_lease(d):
     ).returning(_L.c.owner)  # a row when taken (rowcount of an upsert is not portable)
 
 
+@query
+def _drop_lease(d):
+    return sa.delete(_L).where(_L.c.name == sa.bindparam("name"),
+                               _L.c.owner == sa.bindparam("owner"))
+
+
 # -- in another operation's transaction -------------------------------------------------------
 
 @applier(NewJob)
@@ -273,3 +288,13 @@ class JobQueries(NodeQueries):
                             now: float | None = None) -> bool:
         return await self.db.write(lambda c: c.one(
             _take_lease, name=name, owner=owner, ttl=float(ttl), now=now) is not None)
+
+    def acquire_lease_sync(self, name: str, owner: str, *, ttl: float) -> bool:
+        return self.db.write_sync(lambda c: c.one(
+            _take_lease, name=name, owner=owner, ttl=float(ttl), now=None) is not None)
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self.db.write(lambda c: c.run(_drop_lease, name=name, owner=owner))
+
+    def release_lease_sync(self, name: str, owner: str) -> None:
+        self.db.write_sync(lambda c: c.run(_drop_lease, name=name, owner=owner))

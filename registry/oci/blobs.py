@@ -75,6 +75,14 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     blobs = request.app[BLOBS]
     parsed = parse_digest(digest)
+    if config.storage.pull_redirect:
+        # The bytes go from the object store to the client directly (the client sends
+        # its Range there again); stores without direct URLs answer None.
+        url = await blobs.download_url(parsed, expires_seconds=config.storage.presign_seconds)
+        if url is not None:
+            return web.Response(status=307, headers={
+                "Location": url, "Docker-Content-Digest": digest, "Content-Length": "0",
+                "Cache-Control": "no-store"})
     if size <= config.limits.small_blob_max_bytes:
         try:  # verified when read from disk: a corrupt file is answered as missing
             data = await request.app[BLOB_CACHE].read(digest, lambda: blobs.read_bytes(parsed))

@@ -121,6 +121,15 @@ class IncompleteBodyError(ValueError):
     """The request body ended before the length the client announced."""
 
 
+class StorageUnavailableError(RuntimeError):
+    """The blob storage cannot be reached or refuses to work (an S3 endpoint down or
+    answering 5xx). ``reason`` is safe to show a client: no keys, no URLs with signatures."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 class TooManyUploadsError(RuntimeError):
     """Opening a session would exceed a cap; ``scope`` is "repository" or "principal"."""
 

@@ -203,3 +203,16 @@ async def test_job_inserts_wake_waiting_workers(store):
     await asyncio.sleep(0.2)
     await store.enqueue_job(NewJob(SCAN, {}))
     assert await asyncio.wait_for(waiter, 5.0) is True
+
+
+async def test_a_released_lease_is_free_at_once_and_only_its_owner_releases_it(
+        store, store_factory):
+    other = store_factory()
+    assert await store.acquire_lease("upload:s1", "hold-1", ttl=60) is True
+    await other.release_lease("upload:s1", "hold-2")  # not the owner: nothing changes
+    assert await other.acquire_lease("upload:s1", "hold-2", ttl=60) is False
+    await store.release_lease("upload:s1", "hold-1")
+    assert await asyncio.to_thread(other.acquire_lease_sync, "upload:s1", "hold-2",
+                                   ttl=60) is True
+    await asyncio.to_thread(other.release_lease_sync, "upload:s1", "hold-2")
+    assert await store.acquire_lease("upload:s1", "hold-3", ttl=60) is True

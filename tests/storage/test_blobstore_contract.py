@@ -295,19 +295,6 @@ async def test_open_blob_streams_any_range(store):
         await store.open_blob(digest_of(b"absent"))
 
 
-async def test_an_opened_blob_keeps_its_bytes_while_it_is_deleted(store):
-    data = os.urandom(100_000)
-    store.publish(await store.stage_bytes(data, digest_of(data)))
-    reader = await store.open_blob(digest_of(data))
-    try:
-        store.delete(digest_of(data))
-        assert b"".join([c async for c in reader.chunks(0, len(data))]) == data
-    finally:
-        reader.close()
-    assert await store.stat(digest_of(data)) is None
-    assert store.blob_size(digest_of(data)) is None
-
-
 async def test_download_url_serves_the_blob_or_is_none(store):
     import urllib.request
 

@@ -115,3 +115,17 @@ async def test_a_stale_hash_state_falls_back_to_rehashing_the_bytes(tmp_path, mo
     await one.append(garbage.id, chunks(b"abc"), offset=0, length=3)
     (tmp_path / "data" / "uploads" / garbage.id / "hashstate").write_bytes(b"not a state")
     assert (await two.finish_upload(garbage.id, digest_of(b"abc"))).size == 3
+
+
+async def test_an_opened_blob_keeps_its_bytes_while_it_is_deleted(store):
+    """Open files keep their inode (S3 objects deleted mid-read are gone)."""
+    data = os.urandom(100_000)
+    store.publish(await store.stage_bytes(data, digest_of(data)))
+    reader = await store.open_blob(digest_of(data))
+    try:
+        store.delete(digest_of(data))
+        assert b"".join([c async for c in reader.chunks(0, len(data))]) == data
+    finally:
+        reader.close()
+    assert await store.stat(digest_of(data)) is None
+    assert store.blob_size(digest_of(data)) is None
