@@ -52,8 +52,8 @@ def make_client(settings: S3Settings) -> Any:
         session.set_config_variable("credentials_file", settings.credentials_file)
     config = botocore.config.Config(
         signature_version="s3v4", s3={"addressing_style": "path"},
-        retries={"mode": "standard", "max_attempts": 3},
-        max_pool_connections=64, connect_timeout=5, read_timeout=60,
+        retries={"mode": "standard", "max_attempts": 2},
+        max_pool_connections=64, connect_timeout=3, read_timeout=60,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required")
     keys = {"aws_access_key_id": settings.access_key,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 
 import boto3
@@ -148,3 +149,49 @@ def test_docker_pushes_to_one_node_and_pulls_and_runs_from_the_other(
         assert "hello from s3" in out
     finally:
         docker("rmi", "--force", pushed, pulled, check=False)
+
+
+def _unavailable(response: requests.Response) -> None:
+    assert response.status_code == 503, (response.status_code, response.text[:300])
+    assert response.json()["errors"][0]["code"] == "UNAVAILABLE"
+    assert int(response.headers["Retry-After"]) > 0
+    assert "blob storage" in response.json()["errors"][0]["message"]
+
+
+def test_an_object_store_outage_is_503_with_retry_after_and_nothing_half_published(
+        nodes, rgw):
+    from tests.support.images import Image, random_layer
+
+    a, b = (OciClient(node.url) for node in nodes)
+    before = Image.build([random_layer("outage-before", 4096)])
+    a.push_image("s3/outage", "before", before)
+    during = [Image.build([random_layer(f"outage-{n}", 4096)]) for n in range(200)]
+    rgw.stop_gateway()
+    tried = 0
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and tried < len(during):
+            image = during[tried]
+            tried += 1
+            layer = image.layers[0]
+            _unavailable(a.request("POST", f"/v2/s3/outage/blobs/uploads/?digest="
+                                   f"{_digest(layer.data)}", data=layer.data))
+            _unavailable(b.request("POST", "/v2/s3/outage/blobs/uploads/",
+                                   headers={"Content-Length": "0"}))
+            # The manifest of an image whose blobs are all there, under a new tag: its
+            # bytes cannot be stored, so the tag must not appear.
+            _unavailable(a.request("PUT", f"/v2/s3/outage/manifests/during-{tried}",
+                                   data=before.manifest.data,
+                                   headers={"Content-Type": before.manifest.media_type}))
+            time.sleep(0.5)
+    finally:
+        rgw.start_gateway()
+    assert tried >= 3  # each refused S3 call is retried once, with backoff
+    assert a.tags("s3/outage") == ["before"]  # nothing half-published
+    for n, image in enumerate(during[:tried]):
+        (a, b)[n % 2].push_image("s3/outage", f"during-{n}", image)
+    assert sorted(b.tags("s3/outage")) == sorted(["before"] + [f"during-{n}"
+                                                              for n in range(tried)])
+    for image in (before, during[0], during[tried - 1]):
+        for blob in image.blobs():
+            assert b.blob_sha256("s3/outage", blob.digest) == (blob.digest, len(blob.data))
