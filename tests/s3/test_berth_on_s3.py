@@ -195,3 +195,33 @@ def test_an_object_store_outage_is_503_with_retry_after_and_nothing_half_publish
     for image in (before, during[0], during[tried - 1]):
         for blob in image.blobs():
             assert b.blob_sha256("s3/outage", blob.digest) == (blob.digest, len(blob.data))
+
+
+def test_gc_on_one_node_deletes_unreferenced_objects_and_keeps_the_rest(nodes, rgw, bucket):
+    import subprocess
+    import sys
+
+    from tests.support.images import Image, random_layer
+
+    a, b = (OciClient(node.url) for node in nodes)
+    kept = Image.build([random_layer("gc-kept", 4096)])
+    dropped = Image.build([random_layer("gc-dropped", 4096)])
+    a.push_image("s3/gc", "kept", kept)
+    b.push_image("s3/gc", "dropped", dropped)
+    ecr = boto3.client("ecr", endpoint_url=nodes[0].url, region_name="us-east-1",
+                       aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="x")
+    ecr.batch_delete_image(repositoryName="s3/gc", imageIds=[{"imageTag": "dropped"}])
+    env = {**os.environ, **nodes[0].env}
+    done = subprocess.run([sys.executable, "-m", "registry", "gc", "--data",
+                           str(nodes[0].data_dir), "--grace", "0"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    stored = set(_objects(rgw, bucket, "registry/blobs/"))
+
+    def key(blob) -> str:
+        return f"registry/blobs/sha256/{blob.digest.split(':')[1]}"
+
+    assert {key(blob) for blob in kept.blobs()} | {key(kept.manifest)} <= stored
+    assert not {key(dropped.layers[0]), key(dropped.manifest)} & stored
+    for blob in kept.blobs():
+        assert b.blob_sha256("s3/gc", blob.digest) == (blob.digest, len(blob.data))
