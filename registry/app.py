@@ -20,10 +20,9 @@ from registry.auth.authenticate import Authenticator, registry_token
 from registry.auth.authorize import AllowAll
 from registry.auth.credential_cache import CredentialCache
 from registry.auth.identities import Identities
-from registry.auth.keys import SecretBox, derive_key, load_or_create_master_key
+from registry.auth.keys import SecretBox, load_master_keys, token_signer
 from registry.auth.policy_authorizer import PolicyAuthorizer
 from registry.auth.policy_files import PolicyDirectory
-from registry.auth.tokens import TokenSigner
 from registry.blobcache import BlobCache
 from registry.config import Config
 from registry.datadir import ensure_data_dir
@@ -87,11 +86,13 @@ def create_app(config: Config, **overrides: Any) -> web.Application:
 
 def _wire_auth(app: web.Application, config: Config) -> None:
     """Identities, tokens, policy evaluation: what makes Berth a private ECR."""
-    master_key = load_or_create_master_key(config.data_dir)
+    # [keys]: the same key file on every node, so that any node opens the secrets another
+    # sealed and verifies the tokens another signed.
+    master_keys = load_master_keys(config)
     # The app's own metadata store, whichever backend it is: every node sees the same users.
-    identities = Identities(app[METADATA], SecretBox(master_key))
+    identities = Identities(app[METADATA], SecretBox(master_keys))
     credentials = CredentialCache(identities)
-    tokens = TokenSigner(derive_key(master_key, "registry-token"))
+    tokens = token_signer(master_keys)
     policy_dir = PolicyDirectory(config.auth.policy_dir) if config.auth.policy_dir else None
     if policy_dir is not None:
         _reload_policy_files(policy_dir)

@@ -30,6 +30,8 @@ _PLUGGED = {
     "webhooks": ("scanner.webhooks_cli", "inspect webhook deliveries"),
     "db": ("registry.metadata.cli", "inspect and upgrade the metadata database schema"),
     "events": ("registry.events_cli", "event consumers and nodes"),
+    "keys": ("registry.auth.keys_cli",
+             "master keys: generate one, show its id, re-seal stored secrets"),
 }
 
 

@@ -25,6 +25,9 @@ Example file::
     [gc]
     interval_seconds = 3600
     grace_seconds = 3600
+
+    [keys]
+    key_file = "/etc/berth/master.key"
 """
 
 from __future__ import annotations
@@ -158,6 +161,17 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class KeysConfig:
+    # The master key: 32 random bytes in a file of mode 0600 (registry/auth/keys.py). Empty:
+    # <data>/master.key, created on first start (one node). Several nodes name the same key,
+    # copied to each (`berth keys generate PATH` makes one); serve never creates it.
+    key_file: str = ""
+    # Keys still accepted to open stored secrets and verify registry tokens, while
+    # `berth keys rotate` re-seals every secret under key_file.
+    previous_key_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ScannerConfig:
     enabled: bool = True
     trivy_path: str = ""  # empty: the trivy installed next to this Python, else on PATH
@@ -205,6 +219,7 @@ class Config:
     gc: GCConfig = field(default_factory=GCConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
     nodes: NodesConfig = field(default_factory=NodesConfig)
@@ -317,6 +332,7 @@ def _validate(config: Config, problems: list[str]) -> None:
     if config.storage.backend not in _BACKENDS["storage"]:
         problems.append(f"storage.backend: unknown backend {config.storage.backend!r}")
     _validate_metadata(config, problems)
+    _validate_keys(config, problems)
     if not re.fullmatch(r"[0-9]{12}", config.default_account):
         problems.append("default_account: must be a 12-digit account id")
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", config.region):
@@ -423,6 +439,24 @@ def _validate_s3(storage: StorageConfig, problems: list[str]) -> None:
         problems.append("storage.presign_seconds: between 1 and 604800 (S3's limit)")
     if not 5 * 1024 * 1024 <= storage.part_size_bytes <= 5 * 1024 ** 3:
         problems.append("storage.part_size_bytes: between 5 MiB and 5 GiB (S3's part sizes)")
+
+
+def _validate_keys(config: Config, problems: list[str]) -> None:
+    # Only the names here: the files are read (and their size and mode checked) where the
+    # keys are loaded, registry/auth/keys.py, which reports a missing or exposed file.
+    keys = config.keys
+    if keys.key_file != keys.key_file.strip():
+        problems.append("keys.key_file: a path without surrounding spaces")
+    seen = {os.path.normpath(keys.key_file)} if keys.key_file.strip() else set()
+    for path in keys.previous_key_files:
+        if not path.strip() or path != path.strip():
+            problems.append(f"keys.previous_key_files: {path!r} is not a path")
+            continue
+        normal = os.path.normpath(path)
+        if normal in seen:
+            problems.append(f"keys.previous_key_files: {path} is listed twice, or is "
+                            "keys.key_file itself")
+        seen.add(normal)
 
 
 def _validate_integrity(config: Config, problems: list[str]) -> None:

@@ -71,6 +71,13 @@ def serve(config: Config) -> int:
         print(f"berth: {exc}", file=sys.stderr, flush=True)
         return 2
     if config.auth.enabled:
+        from registry.auth.keys import MasterKeyError, load_master_keys
+
+        try:
+            load_master_keys(config)  # a missing or exposed key stops here, not in a worker
+        except MasterKeyError as exc:
+            print(f"berth: {exc}", file=sys.stderr, flush=True)
+            return 2
         _first_start(config)
     print(f"berth: serving on http://{config.server.listen} with data in {config.data_dir} "
           f"({config.server.workers} worker{'s' if config.server.workers > 1 else ''})",

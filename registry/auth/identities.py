@@ -2,7 +2,7 @@
 
 ``Identities`` is the domain service over the metadata store's ``IdentityStore``: it validates
 names and policy documents, makes ids and secrets, seals secrets with the master key
-(``SecretBox``, the key id bound as associated data) and speaks IAM's errors; the store keeps
+(``SecretBox``, the access key id bound as associated data) and speaks IAM's errors; the store keeps
 the rows and makes the check-then-write limits race-free on every backend.
 
 Administration is synchronous (the CLI, the first start and tests call it without an event
@@ -18,7 +18,6 @@ before anything is stored.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import secrets
@@ -31,7 +30,7 @@ from registry.auth.iam_rules import (
     ValidationError, _check_account, _check_policy_name, _check_user_name, _ID_ALPHABET,
     _SECRET_ALPHABET, validate_identity_policy,
 )
-from registry.auth.keys import SecretBox, load_or_create_master_key
+from registry.auth.keys import SecretBox, load_master_keys
 from registry.metadata.identities import (
     AccessKey, AccessKeyLimitError, IdentityStore, NewAccessKey, NoSuchAccessKeyError,
     NoSuchUserError, NoSuchUserPolicyError, User, UserExistsError, UserInUseError,
@@ -92,17 +91,17 @@ class Identities:
 
     @classmethod
     def from_config(cls, config: Config) -> Identities:
-        """The identities of ``config``'s metadata store (SQLite or PostgreSQL), with the data
-        dir's master key; the schema is prepared as the config says.
+        """The identities of ``config``'s metadata store (SQLite or PostgreSQL), with the master
+        keys ``[keys]`` names; the schema is prepared as the config says.
 
         Raises:
-            MasterKeyError: the master key file is unusable.
+            MasterKeyError: a master key file is unusable.
             SchemaBehindError: the database needs ``berth db upgrade``.
             StoreError: the database cannot be opened.
         """
         from registry.metadata.factory import open_store
 
-        box = SecretBox(load_or_create_master_key(config.data_dir))
+        box = SecretBox(load_master_keys(config))
         store = open_store(config)
         return cls(store, box, on_close=store.db.close_sync)
 
@@ -114,8 +113,8 @@ class Identities:
 
     def _new_key(self) -> tuple[NewAccessKey, str]:
         key_id, secret = _random_id("AKIA", 16), _new_secret()
-        sealed = base64.b64encode(self._box.encrypt(secret, key_id=key_id)).decode("ascii")
-        return NewAccessKey(id=key_id, sealed_secret=sealed, created_at=self._clock()), secret
+        return NewAccessKey(id=key_id, sealed_secret=self._box.seal(secret, key_id=key_id),
+                            created_at=self._clock()), secret
 
     def _new_user(self, account: str, name: str) -> User:
         return User(id=_random_id("AIDA", 17), account=account, name=name,
@@ -220,7 +219,8 @@ class Identities:
         """The owner and decrypted secret of an active key, or None (unknown or inactive).
 
         Raises:
-            SecretBoxError: the stored secret does not decrypt (wrong master key, tampering);
+            SecretBoxError: the stored secret does not decrypt (its master key is not
+                configured, tampering);
                 a server fault, not a client one.
             StoreError: the metadata database failed.
         """
@@ -230,7 +230,7 @@ class Identities:
         if found is None:
             return None
         user, sealed = found
-        return user, self._box.decrypt(base64.b64decode(sealed), key_id=key_id)
+        return user, self._box.open(sealed, key_id=key_id)
 
     # -- inline policies -----------------------------------------------------------------------
 

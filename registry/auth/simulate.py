@@ -105,7 +105,7 @@ async def simulate(config: Config, *, principal: str, action: str, resource: str
     from registry.auth.authorize import AccessRequest
     from registry.auth.credential_cache import CredentialCache
     from registry.auth.identities import Identities
-    from registry.auth.keys import SecretBox, load_or_create_master_key, master_key_path
+    from registry.auth.keys import MasterKeyError, SecretBox, load_master_keys
     from registry.auth.policy_authorizer import PolicyAuthorizer
     from registry.auth.policy_files import PolicyDirectory
     from registry.datadir import ensure_data_dir
@@ -113,8 +113,12 @@ async def simulate(config: Config, *, principal: str, action: str, resource: str
 
     sqlite_missing = (config.metadata.backend == "sqlite"
                       and not config.metadata_path.is_file())
-    if sqlite_missing or not master_key_path(config.data_dir).is_file():
-        raise Unusable(f"{config.data_dir} holds no registry (no metadata.db or master.key): "
+    try:
+        keys = None if sqlite_missing else load_master_keys(config, create=False)
+    except MasterKeyError as exc:
+        raise Unusable(str(exc)) from None
+    if keys is None:
+        raise Unusable(f"{config.data_dir} holds no registry (no metadata.db): "
                        "start the server on it once, or name the right --data/--config")
     ensure_data_dir(config.data_dir)
     policy_dir = None
@@ -126,7 +130,7 @@ async def simulate(config: Config, *, principal: str, action: str, resource: str
     # PostgreSQL database the config names.
     metadata = open_store(config)
     try:
-        identities = Identities(metadata, SecretBox(load_or_create_master_key(config.data_dir)))
+        identities = Identities(metadata, SecretBox(keys))
         caller = _principal(identities, principal)
         access = AccessRequest(principal=caller, action=action, resource=resource,
                                account=_resource_account(config, caller, resource))

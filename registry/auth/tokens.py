@@ -1,15 +1,21 @@
 """Registry passwords for ``docker login``: what ECR's GetAuthorizationToken hands out.
 
 A password is stateless and self-verifying, so every worker process (and every node holding
-the same key) checks it with one HMAC and no database round trip::
+the same master key) checks it with one HMAC and no database round trip::
 
-    bt1.<base64url(JSON claims)>.<base64url(HMAC-SHA256(key, "bt1." + claims part))>
+    bt2.<key id>.<base64url(JSON claims)>.<base64url(HMAC-SHA256(key, everything before))>
 
-- ``bt1.`` versions the format; it is inside the MAC, so a token cannot be re-labelled.
+- ``bt2.`` versions the format; it is inside the MAC, so a token cannot be re-labelled.
+- ``<key id>`` (16 hex digits, ``registry.auth.keys.master_key_id``) names the master key
+  whose token key signed it, so a verifier holding the current and previous keys of a rotation
+  picks the right one; a token whose key is no longer configured is invalid.
 - The MAC covers the *encoded* claims text, so non-canonical base64 or inserted characters
   change what is authenticated and fail, and no JSON is parsed before the MAC checks out.
 - URL-safe, unpadded, no whitespace (ECR's ``authorizationToken`` pattern is ``^\\S+$``), and
   a few hundred bytes: far below the credential-helper and header limits docker works with.
+
+``bt1.<claims>.<mac>`` passwords, issued before key ids, still verify under any configured
+key until they expire (12 hours at most); none are issued any more.
 
 The password proves who logged in and until when; what that principal may do is decided by
 policies when the password is used (reference 4.1), so revoking access needs no token list.
@@ -24,12 +30,15 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
+from typing import Mapping
 
-PREFIX = "bt1."
+PREFIX = "bt2."
+LEGACY_PREFIX = "bt1."
 DEFAULT_TTL = 12 * 3600  # ECR: expiresAt = issue time + 12 hours
 MAX_PASSWORD_LENGTH = 2048
 MIN_KEY_LENGTH = 32
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
 _CLAIM_KEYS = {"arn": str, "acct": str, "uid": str, "akid": str, "iat": int, "exp": int}
 
 
@@ -57,20 +66,32 @@ class TokenClaims:
 
 
 class TokenSigner:
-    """Issues and verifies registry passwords under one HMAC key.
+    """Issues passwords under the current token key; verifies them under any key it holds.
 
-    Every process that must accept a password needs the same key; the caller derives it from
-    the master key (e.g. HKDF with a "registry-token" label) so it is never the master itself.
+    Every process that must accept a password needs the same keys; the caller derives them
+    from the master keys (HKDF with a "registry-token" label, ``keys.token_signer``) so a
+    token key is never a master key itself.
     """
 
-    def __init__(self, key: bytes) -> None:
-        """Raises: ValueError when ``key`` is shorter than 32 bytes."""
-        if not isinstance(key, bytes) or len(key) < MIN_KEY_LENGTH:
-            raise ValueError(f"token key must be at least {MIN_KEY_LENGTH} bytes")
-        self._key = key
+    def __init__(self, key: bytes, *, key_id: str,
+                 previous: Mapping[str, bytes] | None = None) -> None:
+        """``key`` signs and verifies, labelled ``key_id`` (16 hex digits: the id of the master
+        key it was derived from); ``previous`` maps the ids of older keys to keys that still
+        verify.
+
+        Raises: ValueError when a key is shorter than 32 bytes or an id is not 16 hex digits.
+        """
+        keys = {key_id: key, **{k: v for k, v in (previous or {}).items() if k != key_id}}
+        for kid, value in keys.items():
+            if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
+                raise ValueError("a token key id is 16 lower-case hex digits")
+            if not isinstance(value, bytes) or len(value) < MIN_KEY_LENGTH:
+                raise ValueError(f"token key must be at least {MIN_KEY_LENGTH} bytes")
+        self._key_id = key_id
+        self._keys = keys
 
     def __repr__(self) -> str:
-        return "TokenSigner(key=<redacted>)"
+        return f"TokenSigner(key_id={self._key_id}, key=<redacted>)"
 
     def issue(self, *, principal_arn: str, account: str, user_id: str, access_key_id: str,
               now: float, ttl: int = DEFAULT_TTL) -> tuple[str, int]:
@@ -94,8 +115,8 @@ class TokenSigner:
                   "iat": issued_at, "exp": issued_at + ttl}
         body = _b64encode(json.dumps(claims, separators=(",", ":"), sort_keys=True,
                                      ensure_ascii=True).encode())
-        signed = PREFIX + body
-        password = signed + "." + _b64encode(self._mac(signed))
+        signed = f"{PREFIX}{self._key_id}.{body}"
+        password = signed + "." + _b64encode(_mac(self._keys[self._key_id], signed))
         if len(password) > MAX_PASSWORD_LENGTH:
             raise ValueError("claims too long for a registry password")
         return password, issued_at + ttl
@@ -118,16 +139,27 @@ class TokenSigner:
         return claims
 
     def _authentic_claims(self, password: str) -> TokenClaims:
-        if (not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH
-                or not password.startswith(PREFIX)):
+        if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
+            raise TokenError("invalid")
+        if password.startswith(PREFIX):
+            key_id, dot, _ = password[len(PREFIX):].partition(".")
+            key = self._keys.get(key_id) if dot else None
+            if key is None:  # malformed, or signed by a key no longer configured
+                raise TokenError("invalid")
+            header, candidates = f"{PREFIX}{key_id}.", [key]
+        elif password.startswith(LEGACY_PREFIX):
+            header, candidates = LEGACY_PREFIX, list(self._keys.values())
+        else:
             raise TokenError("invalid")
         signed, dot, mac_text = password.rpartition(".")
-        body = signed[len(PREFIX):]
-        if not dot or not _B64URL.fullmatch(body) or not _B64URL.fullmatch(mac_text):
+        body = signed[len(header):]
+        if (not dot or len(signed) <= len(header) or not _B64URL.fullmatch(body)
+                or not _B64URL.fullmatch(mac_text)):
             raise TokenError("invalid")
         # Compare the MAC as text: its last base64 character carries two spare bits, and a
         # byte comparison would accept four spellings of one MAC.
-        if not hmac.compare_digest(mac_text, _b64encode(self._mac(signed))):
+        if not any(hmac.compare_digest(mac_text, _b64encode(_mac(key, signed)))
+                   for key in candidates):
             raise TokenError("invalid")
         try:
             raw = json.loads(_b64decode(body))
@@ -141,8 +173,10 @@ class TokenSigner:
                            access_key_id=raw["akid"], issued_at=raw["iat"],
                            expires_at=raw["exp"])
 
-    def _mac(self, signed: str) -> bytes:
-        return hmac.new(self._key, signed.encode("ascii"), hashlib.sha256).digest()
+
+
+def _mac(key: bytes, signed: str) -> bytes:
+    return hmac.new(key, signed.encode("ascii"), hashlib.sha256).digest()
 
 
 def authorization_token(password: str) -> str:

@@ -21,7 +21,7 @@ async, so on PostgreSQL a lookup never blocks the loop on the network.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -86,6 +86,19 @@ class IdentityStore(Protocol):
 
     async def lookup_access_key(self, key_id: str) -> tuple[User, str] | None:
         """The owner and sealed secret of an active key; None if unknown or inactive."""
+
+    def sealed_secrets(self, *, after: str, limit: int) -> list[tuple[str, str]]:
+        """``(access key id, sealed secret)`` of up to ``limit`` access keys, active or not,
+        whose ids sort after ``after`` ("" for the first page), by id: every key exactly once
+        when paged with ``after`` = the last id of the previous page."""
+
+    def replace_sealed_secrets(self, changes: Sequence[tuple[str, str, str]]) -> int:
+        """For each ``(access key id, expected, replacement)``, store ``replacement`` as the
+        key's sealed secret if it still is ``expected`` (compare-and-swap: a key deleted or
+        re-sealed meanwhile is left as it is); all in one transaction.
+
+        Returns: how many secrets were replaced.
+        """
 
     def put_user_policy(self, account: str, user_name: str, policy_name: str, document: str,
                         *, now: float) -> None:
@@ -251,6 +264,19 @@ def _active_key(d):
 
 
 @query
+def _sealed_page(d):
+    return (sa.select(_k.c.id, _k.c.secret_ciphertext).where(_k.c.id > sa.bindparam("after"))
+            .order_by(_k.c.id).limit(sa.bindparam("limit")))
+
+
+@query
+def _swap_sealed(d):
+    return sa.update(_k).where(_k.c.id == sa.bindparam("key"),
+                               _k.c.secret_ciphertext == sa.bindparam("expected")) \
+        .values(secret_ciphertext=sa.bindparam("replacement"))
+
+
+@query
 def _upsert_policy(d):
     stmt = _insert(d, _p).values(
         user_id=sa.bindparam("user"), name=sa.bindparam("name"),
@@ -373,6 +399,18 @@ class IdentityQueries:
     async def lookup_access_key(self, key_id: str) -> tuple[User, str] | None:
         row = await self.db.read(lambda c: c.one(_active_key, key=key_id))
         return None if row is None else (_user(row), row[5])
+
+    def sealed_secrets(self, *, after: str, limit: int) -> list[tuple[str, str]]:
+        rows = self.db.read_sync(lambda c: c.all(_sealed_page, after=after, limit=limit))
+        return [(row[0], row[1]) for row in rows]
+
+    def replace_sealed_secrets(self, changes: Sequence[tuple[str, str, str]]) -> int:
+        def swap(conn: Conn) -> int:
+            return sum(conn.run(_swap_sealed, key=key, expected=expected,
+                                replacement=replacement)
+                       for key, expected, replacement in changes)
+
+        return self.db.write_sync(swap) if changes else 0
 
     def put_user_policy(self, account: str, user_name: str, policy_name: str, document: str,
                         *, now: float) -> None:

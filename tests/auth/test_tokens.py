@@ -1,8 +1,11 @@
-"""Registry passwords for docker login (reference 4.1, 4.2): issue, verify, refuse."""
+"""Registry passwords for docker login (reference 4.1, 4.2): issue, verify, refuse; the key id
+they carry picks the key during a rotation."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import re
 
@@ -17,37 +20,44 @@ from registry.auth.tokens import (
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
+KID, NEW_KID = "0123456789abcdef", "fedcba9876543210"
 NOW = 1_700_000_000.75
 ALICE = dict(principal_arn="arn:aws:iam::123456789012:user/alice", account="123456789012",
              user_id="AIDAEXAMPLEALICE0001", access_key_id="AKIAIOSFODNN7EXAMPLE")
 
 
-def issue(signer: TokenSigner | None = None, **overrides) -> tuple[str, int]:
-    return (signer or TokenSigner(KEY)).issue(**{**ALICE, "now": NOW, **overrides})
+def signer(key: bytes = KEY, key_id: str = KID,
+           previous: dict[str, bytes] | None = None) -> TokenSigner:
+    return TokenSigner(key, key_id=key_id, previous=previous)
 
 
-def reason(password: str, *, signer: TokenSigner | None = None, now: float = NOW) -> str:
+def issue(signer_: TokenSigner | None = None, **overrides) -> tuple[str, int]:
+    return (signer_ or signer()).issue(**{**ALICE, "now": NOW, **overrides})
+
+
+def reason(password: str, *, by: TokenSigner | None = None, now: float = NOW) -> str:
     with pytest.raises(TokenError) as caught:
-        (signer or TokenSigner(KEY)).verify(password, now=now)
+        (by or signer()).verify(password, now=now)
     return caught.value.reason
 
 
 def test_round_trip_returns_the_claims_issued():
     password, expires_at = issue()
     assert expires_at == int(NOW) + DEFAULT_TTL == int(NOW) + 12 * 3600
-    assert TokenSigner(KEY).verify(password, now=NOW) == TokenClaims(
+    assert signer().verify(password, now=NOW) == TokenClaims(
         **ALICE, issued_at=int(NOW), expires_at=expires_at)
 
 
 def test_another_process_with_the_same_key_verifies_it():
-    password, _ = issue(TokenSigner(KEY))
-    assert TokenSigner(bytes(KEY)).verify(password, now=NOW + 60).account == "123456789012"
+    password, _ = issue(signer())
+    assert signer(bytes(KEY)).verify(password, now=NOW + 60).account == "123456789012"
 
 
 def test_format_is_compact_versioned_and_whitespace_free():
     password, _ = issue()
     assert password.startswith(PREFIX)
-    assert re.fullmatch(r"bt1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}", password)
+    assert re.fullmatch(r"bt2\.[0-9a-f]{16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}", password)
+    assert password.split(".")[1] == KID
     assert re.fullmatch(r"\S+", authorization_token(password))
 
 
@@ -61,7 +71,7 @@ def test_expiry_boundary(offset, outcome):
     password, expires_at = issue(ttl=600)
     now = expires_at + offset
     if outcome == "valid":
-        assert TokenSigner(KEY).verify(password, now=now).expires_at == expires_at
+        assert signer().verify(password, now=now).expires_at == expires_at
     else:
         assert reason(password, now=now) == "expired"
 
@@ -78,17 +88,20 @@ def _flip(text: str, index: int) -> str:
     return text[:index] + replacement + text[index + 1:]
 
 
+SEGMENTS = ["prefix", "key id", "claims", "mac"]
+
+
 def _segments(password: str) -> list[tuple[int, int]]:
-    """(start, end) of the prefix, claims and MAC segments."""
-    first = password.index(".") + 1
-    second = password.index(".", first) + 1
-    return [(0, first), (first, second - 1), (second, len(password))]
+    """(start, end) of the prefix, key id, claims and MAC segments."""
+    ends = [i for i, char in enumerate(password) if char == "."] + [len(password)]
+    starts = [0] + [end + 1 for end in ends[:-1]]
+    return list(zip(starts, ends))
 
 
-@pytest.mark.parametrize("segment", ["prefix", "claims", "mac"])
+@pytest.mark.parametrize("segment", SEGMENTS)
 def test_tampering_any_character_of_any_segment_is_invalid(segment):
     password, _ = issue()
-    start, end = _segments(password)[["prefix", "claims", "mac"].index(segment)]
+    start, end = _segments(password)[SEGMENTS.index(segment)]
     for index in range(start, end):
         if password[index] == ".":
             continue
@@ -108,7 +121,7 @@ def test_every_other_spelling_of_the_last_character_is_invalid(position):
 
 
 def test_re_signed_claims_from_another_key_are_invalid():
-    password, _ = issue(TokenSigner(OTHER_KEY))
+    password, _ = issue(signer(OTHER_KEY))
     assert reason(password) == "invalid"
 
 
@@ -120,25 +133,26 @@ def test_claims_swapped_between_two_tokens_are_invalid():
 
 
 def test_expired_forgery_is_reported_invalid_not_expired():
-    password, expires_at = issue(TokenSigner(OTHER_KEY))
+    password, expires_at = issue(signer(OTHER_KEY))
     assert reason(password, now=expires_at + 10) == "invalid"
 
 
 def test_raised_privileges_in_readable_claims_are_invalid():
     password, _ = issue()
-    prefix, claims, mac = password.split(".")
+    prefix, kid, claims, mac = password.split(".")
     data = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
     data["exp"] += 10 * 365 * 86400
     data["arn"] = "arn:aws:iam::123456789012:root"
     forged_claims = base64.urlsafe_b64encode(
         json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=").decode()
-    assert reason(f"{prefix}.{forged_claims}.{mac}") == "invalid"
+    assert reason(f"{prefix}.{kid}.{forged_claims}.{mac}") == "invalid"
 
 
 @pytest.mark.parametrize("garbage", [
     "", "bt1.", "bt1..", "bt1.a.b", "bt2.abc.def", "bt1.abc", "bt1.a.b.c", "bt1.====.====",
     "bt1.é.x", "bt1.YQ.YQ", " bt1.YQ.YQ", "Bearer x", "AWS:password", "x" * 10_000,
-    "bt1." + "A" * 5000 + ".x",
+    "bt1." + "A" * 5000 + ".x", f"bt2.{KID}", f"bt2.{KID}.", f"bt2.{KID}..", f"bt2.{KID}.YQ",
+    f"bt2.{KID}.YQ.YQ", f"bt2.{KID.upper()}.YQ.YQ", f"bt2..{KID}.YQ.YQ", "bt2.YQ.YQ",
 ])
 def test_garbage_is_invalid(garbage):
     assert reason(garbage) == "invalid"
@@ -154,7 +168,7 @@ def test_garbage_with_padding_or_whitespace_around_a_valid_token_is_invalid():
 @given(st.text(max_size=300))
 def test_arbitrary_text_is_invalid(text):
     with pytest.raises(TokenError) as caught:
-        TokenSigner(KEY).verify(text, now=NOW)
+        signer().verify(text, now=NOW)
     assert caught.value.reason == "invalid"
     assert str(caught.value) == "invalid"
 
@@ -162,15 +176,74 @@ def test_arbitrary_text_is_invalid(text):
 def test_error_never_echoes_the_password():
     password, expires_at = issue()
     with pytest.raises(TokenError) as caught:
-        TokenSigner(KEY).verify(password, now=expires_at)
+        signer().verify(password, now=expires_at)
     assert password not in str(caught.value) and password not in repr(caught.value)
-    assert KEY.hex() not in repr(TokenSigner(KEY))
+    assert KEY.hex() not in repr(signer())
 
 
 @pytest.mark.parametrize("key", [b"", b"short", bytes(31), "a" * 40])
 def test_key_must_be_32_bytes_or_more(key):
     with pytest.raises(ValueError):
-        TokenSigner(key)
+        TokenSigner(key, key_id=KID)
+    with pytest.raises(ValueError):
+        TokenSigner(KEY, key_id=KID, previous={NEW_KID: key})
+
+
+@pytest.mark.parametrize("key_id", ["", "0123", KID.upper(), KID + "0", "g" * 16, "bt2."])
+def test_key_ids_are_16_lower_case_hex_digits(key_id):
+    with pytest.raises(ValueError):
+        TokenSigner(KEY, key_id=key_id)
+    with pytest.raises(ValueError):
+        TokenSigner(KEY, key_id=KID, previous={key_id: OTHER_KEY})
+
+
+# -- rotation: the key id picks the key ----------------------------------------------------------
+
+def test_during_a_rotation_tokens_of_both_keys_verify_and_new_ones_carry_the_new_id():
+    old_token, _ = issue(signer(KEY, KID))
+    rotating = signer(OTHER_KEY, NEW_KID, previous={KID: KEY})
+    assert rotating.verify(old_token, now=NOW).access_key_id == ALICE["access_key_id"]
+    new_token, _ = issue(rotating)
+    assert new_token.split(".")[1] == NEW_KID
+    assert signer(OTHER_KEY, NEW_KID).verify(new_token, now=NOW).account == "123456789012"
+    # A node still on the old key alone cannot verify what the new key signed.
+    assert reason(new_token, by=signer(KEY, KID)) == "invalid"
+
+
+def test_a_token_of_a_removed_key_is_invalid_even_when_expired():
+    old_token, expires_at = issue(signer(KEY, KID))
+    after = signer(OTHER_KEY, NEW_KID)
+    assert reason(old_token, by=after) == "invalid"
+    assert reason(old_token, by=after, now=expires_at + 1) == "invalid"
+
+
+def test_a_token_relabelled_with_another_configured_key_id_is_invalid():
+    old_token, _ = issue(signer(KEY, KID))
+    relabelled = old_token.replace(f".{KID}.", f".{NEW_KID}.", 1)
+    assert reason(relabelled, by=signer(OTHER_KEY, NEW_KID, previous={KID: KEY})) == "invalid"
+
+
+def _legacy_token(key: bytes, **claims) -> str:
+    """A ``bt1.`` password as Berth issued them before key ids."""
+    data = {"arn": ALICE["principal_arn"], "acct": ALICE["account"],
+            "uid": ALICE["user_id"], "akid": ALICE["access_key_id"],
+            "iat": int(NOW), "exp": int(NOW) + 600, **claims}
+    body = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":"), sort_keys=True)
+                                    .encode()).rstrip(b"=").decode()
+    signed = "bt1." + body
+    mac = hmac.new(key, signed.encode(), hashlib.sha256).digest()
+    return signed + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def test_tokens_from_before_key_ids_verify_under_any_configured_key_until_they_expire():
+    legacy = _legacy_token(KEY)
+    assert signer(KEY).verify(legacy, now=NOW).user_id == ALICE["user_id"]
+    assert signer(OTHER_KEY, NEW_KID, previous={KID: KEY}).verify(
+        legacy, now=NOW).expires_at == int(NOW) + 600
+    assert reason(legacy, now=NOW + 600) == "expired"
+    assert reason(legacy, by=signer(OTHER_KEY, NEW_KID)) == "invalid"
+    tampered = _legacy_token(KEY).replace("bt1.", "bt1.x", 1)
+    assert reason(tampered) == "invalid"
 
 
 def test_size_stays_far_below_docker_limits():

@@ -32,7 +32,7 @@ def world(tmp_path):
     key, _ = store.create_access_key(ACCOUNT, "carol")
     clock = Clock()
     credentials = CredentialCache(store, ttl=5.0, clock=clock)
-    signer = TokenSigner(b"k" * 32)
+    signer = TokenSigner(b"k" * 32, key_id="0123456789abcdef")
     authenticator = Authenticator(credentials=credentials, tokens=signer, region="us-east-1",
                                   clock=clock)
     password, _ = signer.issue(principal_arn=user.arn, account=ACCOUNT, user_id=user.id,

@@ -10,16 +10,15 @@ import pytest
 import requests
 
 from registry.app import create_app
-from registry.auth.keys import derive_key, load_or_create_master_key
-from registry.auth.tokens import TokenSigner
+from registry.auth.keys import MasterKeys, load_or_create_master_key, token_signer
 from registry.config import load_config
 from tests.authz.conftest import basic
 from tests.oci.helpers import image_manifest, sha256
 
 
 def test_expired_registry_token_says_to_log_in_again(auth_server):
-    key = derive_key(load_or_create_master_key(auth_server.server.data_dir), "registry-token")
-    expired, _ = TokenSigner(key).issue(
+    signer = token_signer(MasterKeys(load_or_create_master_key(auth_server.server.data_dir)))
+    expired, _ = signer.issue(
         principal_arn="arn:aws:iam::000000000000:user/admin", account="000000000000",
         user_id="AIDAEXPIREDTOKENTEST1", access_key_id=auth_server.admin.key_id,
         now=time.time() - 13 * 3600)

@@ -17,8 +17,7 @@ from botocore.exceptions import ClientError
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from registry.auth.keys import derive_key, load_or_create_master_key
-from registry.auth.tokens import TokenSigner
+from registry.auth.keys import MasterKeys, load_or_create_master_key, token_signer
 
 TARGET = "AmazonEC2ContainerRegistry_V20150921."
 
@@ -215,8 +214,8 @@ def test_fully_signed_hand_made_request_still_works(auth_server, name):
 
 def _registry_token(auth_server, *, now: float) -> str:
     """A token minted with the server's own key, as if issued at ``now``."""
-    key = derive_key(load_or_create_master_key(auth_server.server.data_dir), "registry-token")
-    password, _ = TokenSigner(key).issue(
+    signer = token_signer(MasterKeys(load_or_create_master_key(auth_server.server.data_dir)))
+    password, _ = signer.issue(
         principal_arn="arn:aws:iam::000000000000:user/admin", account="000000000000",
         user_id="AIDAEXPIREDTOKENTEST1", access_key_id=auth_server.admin.key_id, now=now)
     return password

@@ -111,11 +111,13 @@ def test_ciphertext_is_bound_to_its_access_key_id(master):
         box.decrypt(sealed, key_id="AKIABBBBBBBBBBBBBBBB")
 
 
-@pytest.mark.parametrize("where", ["version", "nonce", "ciphertext", "tag"])
+@pytest.mark.parametrize("where", ["version", "master key id", "nonce", "ciphertext", "tag"])
 def test_any_flipped_bit_is_detected(master, where):
     box = SecretBox(master)
     sealed = bytearray(box.encrypt("secret", key_id="K"))
-    index = {"version": 0, "nonce": 5, "ciphertext": 14, "tag": len(sealed) - 1}[where]
+    # v2: version (1) | master key id (8) | nonce (12) | ciphertext | tag (16)
+    index = {"version": 0, "master key id": 3, "nonce": 12, "ciphertext": 23,
+             "tag": len(sealed) - 1}[where]
     sealed[index] ^= 0x01
     with pytest.raises(SecretBoxError):
         box.decrypt(bytes(sealed), key_id="K")

@@ -124,6 +124,56 @@ async def test_delete_user_refuses_while_it_has_keys_or_policies(store, has, ref
         store.delete_user(ACCOUNT, "alice", force=True)
 
 
+# -- sealed secrets, page by page (berth keys rotate) ----------------------------------------
+
+async def test_sealed_secrets_are_listed_page_by_page_every_key_once(store):
+    store.create_user(user("alice"))
+    store.create_user(user("bob", OTHER))
+    ids = ["AKIAB2", "AKIAA1", "AKIAC3", "AKIAD4"]
+    for i, key_id in enumerate(ids):
+        owner, account = ("alice", ACCOUNT) if i < 2 else ("bob", OTHER)
+        store.create_access_key(account, owner, key(key_id), limit=2)
+    store.set_access_key_status(OTHER, "bob", "AKIAC3", "Inactive")  # inactive ones too
+    everything = store.sealed_secrets(after="", limit=100)
+    assert everything == [(k, f"sealed-{k}") for k in sorted(ids)]
+    pages, after = [], ""
+    while page := store.sealed_secrets(after=after, limit=3):
+        pages.append([k for k, _ in page])
+        after = page[-1][0]
+    assert pages == [["AKIAA1", "AKIAB2", "AKIAC3"], ["AKIAD4"]]
+    assert store.sealed_secrets(after="AKIAD4", limit=3) == []
+
+
+async def test_replacing_sealed_secrets_is_a_compare_and_swap(store):
+    store.create_user(user("alice"))
+    for key_id in ("AKIAONE", "AKIATWO"):
+        store.create_access_key(ACCOUNT, "alice", key(key_id), limit=2)
+    assert store.replace_sealed_secrets([]) == 0
+    replaced = store.replace_sealed_secrets([
+        ("AKIAONE", "sealed-AKIAONE", "resealed-one"),  # as read: replaced
+        ("AKIATWO", "stale", "resealed-two"),           # changed since it was read: kept
+        ("AKIAGONE", "sealed-AKIAGONE", "resealed"),    # deleted meanwhile: nothing
+    ])
+    assert replaced == 1
+    assert store.sealed_secrets(after="", limit=10) == [("AKIAONE", "resealed-one"),
+                                                         ("AKIATWO", "sealed-AKIATWO")]
+    assert (await store.lookup_access_key("AKIAONE"))[1] == "resealed-one"
+    # Run again with the same expectations: nothing matches any more (idempotent).
+    assert store.replace_sealed_secrets([("AKIAONE", "sealed-AKIAONE", "other")]) == 0
+    assert store.list_access_keys(ACCOUNT, "alice")[0].status == "Active"
+
+
+async def test_two_nodes_replacing_one_secret_at_once_replace_it_once(store, store_factory):
+    store.create_user(user("alice"))
+    store.create_access_key(ACCOUNT, "alice", key("AKIAONE"), limit=2)
+    stores = [store, store_factory()]
+    outcomes = race(2, lambda i: stores[i].replace_sealed_secrets(
+        [("AKIAONE", "sealed-AKIAONE", f"resealed-by-{i}")]))
+    assert sorted(outcomes) == [0, 1]
+    winner = outcomes.index(1)
+    assert store.sealed_secrets(after="", limit=1) == [("AKIAONE", f"resealed-by-{winner}")]
+
+
 # -- races between two stores (two nodes) -----------------------------------------------------
 
 async def test_two_nodes_creating_one_user_name_get_one_user(store, store_factory):

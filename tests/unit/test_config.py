@@ -183,3 +183,44 @@ def test_the_test_suites_switches_are_not_configuration():
     load_config(environ={"BERTH_TEST_METADATA": "postgresql", "BERTH_TEST_REGISTRY": "x"},
                 warn=warnings.append)
     assert warnings == []
+
+
+# -- [keys] ------------------------------------------------------------------------------------
+
+def test_keys_default_to_the_data_directory_key():
+    keys = load_config(environ={}).keys
+    assert (keys.key_file, keys.previous_key_files) == ("", ())
+
+
+def test_keys_from_a_file_and_from_the_environment(tmp_path):
+    path = tmp_path / "berth.toml"
+    path.write_text('[keys]\nkey_file = "/etc/berth/new.key"\n'
+                    'previous_key_files = ["/etc/berth/old.key", "/etc/berth/older.key"]\n')
+    keys = load_config(path, environ={}).keys
+    assert keys.key_file == "/etc/berth/new.key"
+    assert keys.previous_key_files == ("/etc/berth/old.key", "/etc/berth/older.key")
+    warnings: list[str] = []
+    keys = load_config(environ={"BERTH_KEYS__KEY_FILE": "/k/new",
+                                "BERTH_KEYS__PREVIOUS_KEY_FILES": "/k/old,/k/older"},
+                       warn=warnings.append).keys
+    assert (keys.key_file, keys.previous_key_files) == ("/k/new", ("/k/old", "/k/older"))
+    assert warnings == []
+
+
+@pytest.mark.parametrize("toml,message", [
+    ('key_file = 32', "keys.key_file: expected a string"),
+    ('previous_key_files = ["/k/a", 1]', "keys.previous_key_files: expected a list of strings"),
+    ('kms_key = "x"', "keys.kms_key: unknown key"),
+    ('key_file = " /k/new"', "keys.key_file: a path without surrounding spaces"),
+    ('previous_key_files = [""]', "keys.previous_key_files: '' is not a path"),
+    ('key_file = "/k/new"\nprevious_key_files = ["/k/old", "/k/./old"]',
+     "keys.previous_key_files: /k/./old is listed twice"),
+    ('key_file = "/k/new"\nprevious_key_files = ["/k/new"]',
+     "keys.previous_key_files: /k/new is listed twice, or is keys.key_file itself"),
+])
+def test_bad_keys_settings_are_configuration_errors(tmp_path, toml, message):
+    path = tmp_path / "berth.toml"
+    path.write_text(f"[keys]\n{toml}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert message in "\n".join(info.value.problems)
