@@ -252,6 +252,7 @@ DURATIONS: tuple[tuple[str, int, int, str], ...] = (
     ("server.keepalive_timeout_seconds", 1, _HOUR, ""),
     ("server.linger_seconds", 0, 60, ""),
     ("storage.scrub_interval_seconds", 0, 366 * _DAY, "0 turns the periodic scrub off"),
+    ("storage.presign_seconds", 1, 7 * _DAY, ""),  # S3 caps presigned URLs at 7 days
     ("nodes.heartbeat_seconds", 1, _MINUTE, ""),
     ("nodes.timeout_seconds", 3, _HOUR,
      "a node must miss a few heartbeats before it counts as dead"),
@@ -435,8 +436,6 @@ def _validate_s3(storage: StorageConfig, problems: list[str]) -> None:
     if storage.prefix.startswith("/") or "//" in storage.prefix or \
             any(c in storage.prefix for c in "\r\n\x00"):
         problems.append("storage.prefix: a key prefix without a leading '/' or empty parts")
-    if not 1 <= storage.presign_seconds <= 7 * _DAY:
-        problems.append("storage.presign_seconds: between 1 and 604800 (S3's limit)")
     if not 5 * 1024 * 1024 <= storage.part_size_bytes <= 5 * 1024 ** 3:
         problems.append("storage.part_size_bytes: between 5 MiB and 5 GiB (S3's part sizes)")
 

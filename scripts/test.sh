@@ -14,7 +14,9 @@
 # loopback port, tests/support/postgres.py; the package's default cluster is not used),
 # radosgw, ceph-mon and ceph-osd (Ceph 16: a throwaway single-node cluster with the RADOS
 # Gateway, a real S3 endpoint for the S3 blob store, tests/support/ceph.py; the packages
-# start no daemons, every one is started by the tests under a temporary directory).
+# start no daemons, every one is started by the tests under a temporary directory), nginx (the
+# load balancer in front of two Berth nodes in tests/container, with deploy/nginx-berth.conf;
+# the package's own service stays stopped, the tests run nginx with a config of their own).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +26,7 @@ log() { printf 'test.sh: %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 packages=(docker.io skopeo busybox-static docker-registry wrk ca-certificates mmdebstrap
-          postgresql radosgw ceph-mon ceph-osd)
+          postgresql radosgw ceph-mon ceph-osd nginx)
 missing=()
 for pkg in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then

@@ -4,8 +4,8 @@ from both nodes at once (issue 9).
 
 The nodes share the database and one data directory (shared filesystem storage, as on NFS;
 upload sessions lock with flock), so what differs between the nodes is only which process
-answers: the race is the metadata's. Authorization is off: two nodes must share one master key to verify each other's tokens,
-which is the stateless-nodes issue's business, not this one's.
+answers: the race is the metadata's. Authorization is off here; nodes that share one key file
+and verify each other's tokens and access keys are tested in tests/multinode/test_shared_keys.py.
 """
 
 from __future__ import annotations
