@@ -9,7 +9,8 @@
 # (the engine docker pushes/pulls/runs with), skopeo, busybox-static (the static binary the
 # test images are built from), docker-registry (CNCF Distribution, the reference peer for
 # bench/ and BERTH_TEST_REGISTRY=distribution), wrk (bench/), ca-certificates, mmdebstrap
-# (real Debian bookworm images for the scanner tests, built from Debian's apt repository),
+# (real Debian bookworm images for the scanner tests, built from Debian's apt repository, and
+# the base of Berth's own container image: tests/container runs scripts/base-image.sh),
 # postgresql (PostgreSQL 15: the tests initdb a throwaway cluster of their own on a free
 # loopback port, tests/support/postgres.py; the package's default cluster is not used),
 # radosgw, ceph-mon and ceph-osd (Ceph 16: a throwaway single-node cluster with the RADOS
