@@ -93,7 +93,9 @@ class OciClient:
     def blob_sha256(self, repo: str, digest: str) -> tuple[str, int]:
         """Stream a blob and return (sha256 digest of the body, body length)."""
         hasher, size = hashlib.sha256(), 0
-        with expect(self.get_blob(repo, digest, stream=True), 200) as response:
+        # A client follows the registry's redirect (an S3 store's presigned URL).
+        with expect(self.get_blob(repo, digest, stream=True, allow_redirects=True),
+                    200) as response:
             for chunk in response.iter_content(1 << 20):
                 hasher.update(chunk)
                 size += len(chunk)
