@@ -152,25 +152,46 @@ def test_a_chunked_upload_alternates_between_the_nodes(cluster):
                                                                          len(data))
 
 
-def test_a_node_killed_mid_push_costs_the_client_one_retry(cluster, docker):
+def test_a_node_killed_mid_push_costs_the_client_a_retry(cluster, docker):
+    """Four clients push chunked blobs through nginx (least_conn spreads their requests
+    over both nodes); node 1 is killed with -9 while they do. A client whose request died
+    with it retries the blob through nginx, which now only has node 2."""
+    from concurrent.futures import ThreadPoolExecutor
+
     nodes, nginx, _ = cluster
-    client = OciClient(nginx.url)
-    image = Image.build([random_layer("killed-mid-push", 24 * 1024 * 1024)])
-    layer = image.layers[0]
-    upload = client.start_upload("deploy/killed")
-    expect(client.patch(upload, layer.data[:8 * 1024 * 1024]), 202)
-    docker("kill", "--signal", "KILL", nodes[0].name)
-    try:
-        for attempt in range(5):  # a client's retry: the push again, through nginx
+    blobs = [os.urandom(6 * 1024 * 1024) for _ in range(4)]
+    started = threading.Event()
+    retries = []
+
+    def push(data: bytes) -> None:
+        client = OciClient(nginx.url)
+        for attempt in range(5):
             try:
-                client.push_image("deploy/killed", "v1", image)
-                break
+                upload = client.start_upload("deploy/killed")
+                for offset in range(0, len(data), 512 * 1024):
+                    expect(client.patch(upload, data[offset:offset + 512 * 1024]), 202)
+                    started.set()
+                expect(client.finish_upload(upload, _digest(data)), 201)
+                return
             except (AssertionError, requests.RequestException):
-                time.sleep(1)
-        else:
-            pytest.fail("the push never completed through the surviving node")
-        assert OciClient(nodes[1].url).blob_sha256("deploy/killed", layer.digest) == (
-            layer.digest, len(layer.data))
+                retries.append(attempt)
+                time.sleep(0.5)
+        raise AssertionError("the push never completed through the surviving node")
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(push, data) for data in blobs]
+            assert started.wait(60)
+            time.sleep(0.5)
+            docker("kill", "--signal", "KILL", nodes[0].name)
+            for future in futures:
+                future.result(timeout=300)
+        served = docker("logs", nodes[0].name, check=False)
+        assert "/v2/deploy/killed/blobs/uploads/" in served.stdout + served.stderr
+        survivor = OciClient(nodes[1].url)
+        for data in blobs:
+            assert survivor.blob_sha256("deploy/killed", _digest(data)) == (_digest(data),
+                                                                             len(data))
     finally:
         docker("start", nodes[0].name)
         nodes[0].wait_healthy()
