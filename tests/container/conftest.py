@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.container.wheelhouse import REPO_ROOT, serve_wheels, wheelhouse
-from tests.support.server import free_port
+from tests.support.server import LoopbackAddress, free_port
 from tests.support.tools import Docker, run
 
 BASE_SCRIPT = REPO_ROOT / "scripts" / "base-image.sh"
@@ -40,20 +40,12 @@ class BuiltImage:
 
 
 @dataclass
-class Container:
+class Container(LoopbackAddress):
     """A running container of the image; ``port`` is where its Berth listens (host network)."""
 
     docker: Docker
     name: str
     port: int
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def exec(self, *args: str, check: bool = True):
         return self.docker("exec", self.name, *args, check=check, timeout=60)

@@ -26,7 +26,7 @@ import requests
 from tests.container.conftest import REPO_ROOT, _container_factory
 from tests.support.images import Image, random_layer, write_docker_context
 from tests.support.oci_client import OciClient, expect
-from tests.support.server import free_port
+from tests.support.server import LoopbackAddress, free_port
 
 NODE_UID = 10001  # the image's berth user: mounted secrets must be readable by it
 DEPLOY = REPO_ROOT / "deploy"
@@ -39,7 +39,7 @@ def _private_copy(data: bytes, path: Path) -> Path:
     return path
 
 
-class Nginx:
+class Nginx(LoopbackAddress):
     """nginx from Debian with deploy/nginx-berth.conf as its only site."""
 
     def __init__(self, directory: Path, nodes: list[str]) -> None:
@@ -69,14 +69,6 @@ class Nginx:
                     raise AssertionError("nginx did not start: "
                                          + self.process.stderr.read().decode()[-2000:])
                 time.sleep(0.2)
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def stop(self) -> None:
         self.process.terminate()

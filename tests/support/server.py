@@ -63,7 +63,22 @@ class StoredBlob:
     digest: str | None
 
 
-class RegistryProcess:
+class LoopbackAddress:
+    """``host`` and ``url`` of something listening on 127.0.0.1:``port``."""
+
+    port: int
+
+    @property
+    def host(self) -> str:
+        """`127.0.0.1:PORT`, the registry host as docker/skopeo/oras spell it."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+
+class RegistryProcess(LoopbackAddress):
     """A registry server subprocess with a data directory, a port and a log file.
 
     Subclasses supply `command()`, `health_path` and the blob store layout.
@@ -95,17 +110,6 @@ class RegistryProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file = None
         self.starts = 0
-
-    # -- addresses -------------------------------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        """`127.0.0.1:PORT`, the registry host as docker/skopeo/oras spell it."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     # -- lifecycle -------------------------------------------------------------------------
 

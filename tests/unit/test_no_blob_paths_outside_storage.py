@@ -8,12 +8,10 @@ store works only on one backend.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("registry", "scanner", "policies", "replication", "ecs", "console")
+from tests.unit.sources import ROOT, sources_outside
+
 STORAGE = ROOT / "registry" / "storage"
 
 FORBIDDEN = [
@@ -24,16 +22,7 @@ FORBIDDEN = [
 ]
 
 
-def _sources() -> list[Path]:
-    files = []
-    for package in PACKAGES:
-        base = ROOT / package
-        if base.is_dir():
-            files += [p for p in base.rglob("*.py") if STORAGE not in p.parents]
-    return sorted(files)
-
-
-@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", sources_outside(STORAGE), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_blob_paths_outside_the_storage_package(path):
     text = path.read_text()
     found = [what for what, pattern in FORBIDDEN if pattern.search(text)]

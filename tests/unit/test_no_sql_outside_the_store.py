@@ -7,12 +7,10 @@ imports a driver or writes SQL is a second, untested backend in disguise.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("registry", "scanner", "policies", "replication", "ecs", "console")
+from tests.unit.sources import ROOT, sources_outside
+
 STORE = ROOT / "registry" / "metadata"
 
 # Files allowed to use a driver, with the reason. Nothing of Berth's own metadata is here.
@@ -27,16 +25,7 @@ FORBIDDEN = [
 ]
 
 
-def _sources() -> list[Path]:
-    files = []
-    for package in PACKAGES:
-        base = ROOT / package
-        if base.is_dir():
-            files += [p for p in base.rglob("*.py") if STORE not in p.parents]
-    return sorted(files)
-
-
-@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", sources_outside(STORE), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_sql_outside_the_metadata_store(path):
     rel = str(path.relative_to(ROOT))
     if rel in ALLOWED:
