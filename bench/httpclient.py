@@ -7,7 +7,8 @@ into one reusable multi-MiB buffer and discarded, so pulling does not allocate p
 Small response bodies (errors, JSON) are returned as bytes.
 
 Only what the benchmark needs: one keep-alive connection, Content-Length and chunked response
-bodies, no redirects, no TLS. Only loopback addresses are accepted.
+bodies, redirects of GET/HEAD on request (an S3-backed registry answers a blob GET with 307 to
+a presigned URL on another host:port), no TLS. Only loopback addresses are accepted.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
 _READ_BUFFER = 4 * 1024 * 1024
 _SENDFILE_MAX = 1 << 30
 _SMALL_BODY_LIMIT = 64 * 1024 * 1024
@@ -39,6 +42,9 @@ class Response:
     # response head arrived: their difference is the server's work after the upload's end.
     sent_at: float = 0.0
     head_at: float = 0.0
+    # Redirects followed on the way to this response: (status, "host:port") per hop. The
+    # Location itself is not kept: a presigned URL carries a signature.
+    redirects: list[tuple[int, str]] = field(default_factory=list)
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
@@ -102,7 +108,8 @@ class Connection:
         return self._sock
 
     def request(self, method: str, target: str, *, headers: dict[str, str] | None = None,
-                body: bytes | FileRange | None = None, discard_body: bool = False) -> Response:
+                body: bytes | FileRange | None = None, discard_body: bool = False,
+                follow_redirects: bool = False) -> Response:
         """Send one request and read the whole response.
 
         Args:
@@ -113,6 +120,10 @@ class Connection:
             body: bytes, or a FileRange sent with sendfile.
             discard_body: read the response body into the scratch buffer and drop it; only
                 its length is kept (``Response.body_length``).
+            follow_redirects: for GET and HEAD, follow up to 5 redirects (3xx with a
+                ``Location``), with this request's headers (a ``Range`` is kept). A Location
+                on another host:port is fetched on a new connection that does not carry this
+                connection's headers (a registry's credentials are not the object store's).
 
         Raises:
             HttpError: the response could not be parsed.
@@ -141,6 +152,35 @@ class Connection:
         response.sent_at = sent_at
         if response.header("connection").lower() == "close":
             self.close()
+        if follow_redirects and method in ("GET", "HEAD") and response.status in _REDIRECTS:
+            return self._follow(method, target, response, headers, discard_body)
+        return response
+
+    def _follow(self, method: str, target: str, response: Response,
+                headers: dict[str, str] | None, discard_body: bool) -> Response:
+        hops: list[tuple[int, str]] = []
+        host, port, url = self.host, self.port, target
+        for _ in range(_MAX_REDIRECTS):
+            location = response.header("location")
+            if response.status not in _REDIRECTS or not location:
+                break
+            url = urljoin(f"http://{host}:{port}{path_of(url)}", location)
+            parts = urlsplit(url)
+            if parts.scheme != "http" or not parts.hostname:
+                raise HttpError(f"redirect to a {parts.scheme or 'relative'} URL not followed")
+            host, port = parts.hostname, parts.port or 80
+            hops.append((response.status, f"{host}:{port}"))
+            if (host, port) == (self.host, self.port):
+                response = self.request(method, url, headers=headers,
+                                        discard_body=discard_body)
+            else:
+                with Connection(host, port, timeout=self.timeout) as other:
+                    response = other.request(method, url, headers=headers,
+                                             discard_body=discard_body)
+        else:
+            if response.status in _REDIRECTS:
+                raise HttpError(f"more than {_MAX_REDIRECTS} redirects")
+        response.redirects = hops
         return response
 
     # -- response parsing -------------------------------------------------------------------

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from bench.procstat import process_stats
+from bench.procstat import cpu_ticks, process_stats
 
 NOISY_PCT = 15.0
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -32,7 +32,7 @@ _TICK = os.sysconf("SC_CLK_TCK")
 _PF_KTHREAD = 0x00200000
 
 
-def _machine_ticks() -> tuple[int, int, int]:
+def machine_ticks() -> tuple[int, int, int]:
     """(process ticks, irq + softirq ticks, steal ticks) across all cores, from /proc/stat."""
     with open("/proc/stat") as handle:
         fields = [int(v) for v in handle.readline().split()[1:]]
@@ -40,31 +40,17 @@ def _machine_ticks() -> tuple[int, int, int]:
     return user + nice + system, irq + softirq, steal
 
 
-def _kthread_ticks() -> dict[int, int]:
+def kthread_ticks() -> dict[int, int]:
     return {pid: int(fields[11]) + int(fields[12]) for pid, fields in process_stats()
             if int(fields[6]) & _PF_KTHREAD}
 
 
-def _delta(end: dict[int, int], begin: dict[int, int]) -> int:
+def tick_delta(end: dict[int, int], begin: dict[int, int]) -> int:
     # A process gone from /proc lost its ticks; a new one counts from zero.
     return sum(ticks - begin.get(pid, 0) for pid, ticks in end.items())
 
 
-def _group_ticks(pids: list[int]) -> dict[int, int]:
-    ticks = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        # utime + stime + cutime + cstime (reaped children; see module docstring)
-        ticks[pid] = sum(int(v) for v in fields[11:15])
-    return ticks
-
-
-def _own_ticks() -> float:
+def own_ticks() -> float:
     times = os.times()
     return (times.user + times.system + times.children_user + times.children_system) * _TICK
 
@@ -88,9 +74,9 @@ class CpuNoise:
         self._start: _Snapshot | None = None
 
     def _snap(self) -> _Snapshot:
-        busy, irq, steal = _machine_ticks()
-        return _Snapshot(time.monotonic(), busy, irq, steal, _kthread_ticks(),
-                         _group_ticks(self._pids()), _own_ticks())
+        busy, irq, steal = machine_ticks()
+        return _Snapshot(time.monotonic(), busy, irq, steal, kthread_ticks(),
+                         cpu_ticks(self._pids()), own_ticks())
 
     def start(self) -> None:
         self._start = self._snap()
@@ -99,8 +85,8 @@ class CpuNoise:
         assert self._start is not None
         end, begin = self._snap(), self._start
         capacity = max((end.wall - begin.wall) * _TICK * (os.cpu_count() or 1), 1e-9)
-        target = _delta(end.target, begin.target)
-        kernel = _delta(end.kthreads, begin.kthreads)
+        target = tick_delta(end.target, begin.target)
+        kernel = tick_delta(end.kthreads, begin.kthreads)
         other = (end.busy - begin.busy) - kernel - target - (end.own - begin.own)
         pct = lambda ticks: round(max(ticks, 0) / capacity * 100, 1)  # noqa: E731
         return {
@@ -119,10 +105,10 @@ def wait_until_quiet(*, max_wait_s: float, busy_below_pct: float = 10.0) -> floa
     """
     started = time.monotonic()
     while True:
-        busy_before, kernel_before = _machine_ticks()[0], _kthread_ticks()
+        busy_before, kernel_before = machine_ticks()[0], kthread_ticks()
         time.sleep(1.0)
-        busy_after, kernel_after = _machine_ticks()[0], _kthread_ticks()
-        busy = busy_after - busy_before - _delta(kernel_after, kernel_before)
+        busy_after, kernel_after = machine_ticks()[0], kthread_ticks()
+        busy = busy_after - busy_before - tick_delta(kernel_after, kernel_before)
         pct = busy / (_TICK * (os.cpu_count() or 1)) * 100
         waited = time.monotonic() - started
         if pct < busy_below_pct or waited >= max_wait_s:

@@ -58,11 +58,15 @@ def push_bytes(conn: Connection, repo: str, data: bytes, digest: str) -> None:
                  body=data).expect(201)
 
 
-def pull_blob(conn: Connection, repo: str, digest: str, size: int) -> None:
-    """GET the blob, reading and discarding the body; checks the length."""
-    response = conn.request("GET", f"/v2/{repo}/blobs/{digest}", discard_body=True).expect(200)
+def pull_blob(conn: Connection, repo: str, digest: str, size: int) -> Response:
+    """GET the blob, following a redirect (an S3-backed registry answers 307 to a presigned
+    URL of the object), reading and discarding the body; checks the length. Returns the
+    final response (``redirects`` lists the hops)."""
+    response = conn.request("GET", f"/v2/{repo}/blobs/{digest}", discard_body=True,
+                            follow_redirects=True).expect(200)
     if response.body_length != size:
         raise HttpError(f"pulled {response.body_length} bytes, expected {size}")
+    return response
 
 
 def push_image(conn: Connection, repo: str, image: SmallImage, tag: str) -> None:
@@ -86,7 +90,8 @@ def push_small_image(conn: Connection, repo: str, image: SmallImage, tag: str) -
     """Push config, layer and manifest (by tag), then GET them back to check the bytes."""
     push_image(conn, repo, image, tag)
     check_manifest(conn, repo, image, tag)
-    response = conn.request("GET", f"/v2/{repo}/blobs/{image.layer_digest}").expect(200)
+    response = conn.request("GET", f"/v2/{repo}/blobs/{image.layer_digest}",
+                            follow_redirects=True).expect(200)
     if response.body != image.layer:
         raise HttpError("small blob GET returned different bytes than were pushed")
 

@@ -3,7 +3,10 @@
 A ratio is ``median(numerator target) / median(denominator target)`` for one workload, both
 medians over the same rounds of the same run. The RSS row has no ratio: it is an absolute
 ceiling, checked against the largest peak seen in any push (not the median: a ceiling must
-hold every time).
+hold every time). Nor does the ``pull-bytes`` row: the bytes the server's processes read or
+wrote during a pull (``/proc/<pid>/io``), per pull, as a percentage of the blob — the largest
+seen in any pull sample, checked against a ceiling (a redirecting pull moves no blob bytes
+through Berth).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import statistics
 from dataclasses import asdict, dataclass
 
 from bench.noise import NOISY_PCT
-from bench.workloads import WORKLOADS
+from bench.workloads import DERIVED, WORKLOADS
 
 Samples = dict[str, dict[str, list[dict]]]  # workload -> target -> samples
 
@@ -64,9 +67,20 @@ GOALS = [
     Goal("manifest-get", numerator="berth-pg", denominator="distribution"),
     Goal("push-small", numerator="berth-pg", denominator="distribution"),
     Goal("manifest-get", numerator="berth-base", denominator="distribution"),
+    # Issue 10, S3: a push through Berth (blobs on RGW) >= 0.8x of boto3 upload_file of the
+    # same file to the same RGW; a pull by redirect moves no blob bytes through Berth.
+    Goal("push-mono", numerator="berth-s3", denominator="s3-ceiling", min_ratio=0.8),
+    Goal("push-chunked", numerator="berth-s3", denominator="s3-ceiling", min_ratio=0.8),
+    Goal("pull", numerator="berth-s3", denominator="s3-ceiling"),
+    Goal("pull", numerator="berth-s3-stream", denominator="s3-ceiling"),
+    Goal("pull-bytes", numerator="berth-s3", denominator=None, max_value=1.0),
+    # Issue 10, stateless nodes: two nodes (one core each) behind nginx >= 1.5x one node.
+    Goal("manifest-get", numerator="berth-2nodes", denominator="berth-1node", min_ratio=1.5),
+    Goal("blob-get", numerator="berth-2nodes", denominator="berth-1node"),
 ]
 
 RSS_SOURCES = ("push-mono", "push-chunked")
+UNITS = {"rss": "MiB", "pull-bytes": "% of blob"}
 
 
 def values(samples: list[dict]) -> list[float]:
@@ -88,6 +102,12 @@ def rss_values(samples: Samples, target: str) -> list[float]:
     return out
 
 
+def pull_bytes_values(samples: Samples, target: str) -> list[float]:
+    """Per pull sample, the bytes through the server per pull, in % of the blob."""
+    return [s["server_bytes"]["pct_of_blob"] for s in samples.get("pull", {}).get(target, [])
+            if s.get("server_bytes")]
+
+
 def summarize(samples: Samples, targets: list[str]) -> dict:
     """Medians per workload and target, and one row per goal whose workload ran."""
     medians: dict[str, dict[str, float | None]] = {}
@@ -98,9 +118,13 @@ def summarize(samples: Samples, targets: list[str]) -> dict:
     rss = {t: rss_values(samples, t) for t in targets}
     if any(rss.values()):
         medians["rss"] = {t: (max(v) if v else None) for t, v in rss.items()}
+    moved = {t: pull_bytes_values(samples, t) for t in targets}
+    if any(moved.values()):
+        medians["pull-bytes"] = {t: (max(v) if v else None) for t, v in moved.items()}
     rows = [_goal_row(goal, medians, samples) for goal in GOALS
             if goal.workload in medians
-            and (goal.primary or {goal.numerator, goal.denominator} <= set(targets))]
+            and (goal.primary
+                 or {t for t in (goal.numerator, goal.denominator) if t} <= set(targets))]
     return {"medians": medians, "rows": rows}
 
 
@@ -110,7 +134,7 @@ def _goal_row(goal: Goal, medians: dict, samples: Samples) -> dict:
     den = got.get(goal.denominator) if goal.denominator else None
     row = {**asdict(goal), "goal": goal.text, "primary": goal.primary,
            "numerator_value": num, "denominator_value": den, "ratio": None}
-    ran = samples.get(goal.workload, {})
+    ran = samples.get(DERIVED.get(goal.workload, goal.workload), {})
     failed = [e for t in (goal.numerator, goal.denominator) for e in errors(ran.get(t, []))]
     if goal.denominator is not None:
         if num is None or den is None:
@@ -132,11 +156,13 @@ def _fmt(value: float | None, unit: str = "") -> str:
         return "-"
     if value >= 100:
         return f"{value:,.0f}"
+    if 0 < value < 0.1:
+        return f"{value:.2g}"
     return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
 def _unit(workload: str) -> str:
-    return "MiB" if workload == "rss" else WORKLOADS[workload].unit
+    return UNITS.get(workload) or WORKLOADS[workload].unit
 
 
 def render_details(samples: Samples, targets: list[str]) -> str:
@@ -161,9 +187,50 @@ def render_details(samples: Samples, targets: list[str]) -> str:
                 extra += f"   ({noisy} noisy: other processes used > {NOISY_PCT:g}% CPU)"
             lines.append(f"  {target:<14} median {_fmt(median):>9}   runs: "
                          f"{', '.join(_fmt(v) for v in vals) or '-'}{extra}")
+            lines += _detail_lines(target, target_samples)
             for error in errors(target_samples):
                 lines.append(f"  {target:<14} ERROR {error}")
     return "\n".join(lines)
+
+
+def _mean(numbers: list[float]) -> float:
+    return sum(numbers) / len(numbers)
+
+
+def _detail_lines(target: str, target_samples: list[dict]) -> list[str]:
+    """A pull's bytes through the server and redirects; a wrk run's CPU split (mean over
+    the samples, percent of one core)."""
+    pad, lines = " " * 16, []
+    moved = [s["server_bytes"] for s in target_samples if s.get("server_bytes")]
+    if moved:
+        hops = next((s["redirects"] for s in target_samples if s.get("redirects")), [])
+        via = f", pulls redirected ({hops[0][0]} to {hops[-1][1]})" if hops else ""
+        lines.append(f"{pad}bytes through the server per pull: "
+                     f"{', '.join(_bytes(m['per_pull']) for m in moved)} "
+                     f"(max {max(m['pct_of_blob'] for m in moved):.3g} % of the blob){via}")
+        tcp = ", ".join(f"{_bytes(m['tcp_sent'])}/{_bytes(m['tcp_received'])}" for m in moved)
+        io = ", ".join(f"{_bytes(m['io_read'])}/{_bytes(m['io_written'])}" for m in moved)
+        lines.append(f"{pad}  per sample, tcp sent/received: {tcp}; "
+                     f"read/write syscalls: {io}")
+    boto3 = [v for s in target_samples for v in s.get("boto3_download", [])]
+    if boto3:
+        lines.append(f"{pad}boto3 download_fileobj (defaults): median "
+                     f"{_fmt(statistics.median(boto3))} MB/s")
+    splits = [s["cpu_split"] for s in target_samples if s.get("cpu_split")]
+    if splits:
+        names = [n for n in splits[0] if n != "cores"]
+        parts = ", ".join(f"{n} {_mean([sp.get(n, 0.0) for sp in splits]):.0f}" for n in names)
+        cores = ", ".join(f"{c} {_mean([sp['cores'].get(c, 0.0) for sp in splits]):.0f}"
+                          for c in splits[0]["cores"])
+        lines.append(f"{pad}cpu split (% of one core): {parts}; cores busy %: {cores}")
+    return lines
+
+
+def _bytes(count: float) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count:.0f} B"
 
 
 def render_table(summary: dict, targets: list[str]) -> str:
@@ -185,8 +252,14 @@ def render_table(summary: dict, targets: list[str]) -> str:
     out += ["  ".join(str(c).rjust(w) if 1 < i < len(headers) - 2 else str(c).ljust(w)
                       for i, (c, w) in enumerate(zip(r, widths))) for r in body]
     for row in summary["rows"]:
-        if not row["primary"]:
-            ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
-            out.append(f"{row['workload']}: {row['numerator']} / {row['denominator']} = "
-                       f"{ratio}  goal {row['goal']}  {row['result']}")
+        if row["primary"]:
+            continue
+        if row["denominator"] is None:
+            out.append(f"{row['workload']}: {row['numerator']} = "
+                       f"{_fmt(row['numerator_value'])} {_unit(row['workload'])}  "
+                       f"goal {row['goal']}  {row['result']}")
+            continue
+        ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
+        out.append(f"{row['workload']}: {row['numerator']} / {row['denominator']} = "
+                   f"{ratio}  goal {row['goal']}  {row['result']}")
     return "\n".join(out)

@@ -5,13 +5,24 @@ The cluster is the test suite's throwaway one (``tests/support/ceph.py``: a moni
 radosgw on port 7480). Its ports are fixed, so one runs per machine: if a pytest session
 holds it, ``start()`` fails after ``lock_timeout`` seconds with a message saying so.
 
-Only the plumbing lives here (start, stop, the endpoint and keys, the daemons' pids for the
-CPU accounting); no workload uses it yet. memstore keeps every object in RAM, at most
-``memstore_bytes``: size it for the run's blobs times its rounds (deleted objects are freed
-after ~10 s, see ``rgw gc obj min wait``).
+Only the plumbing lives here: start, stop, the endpoint and keys, a bucket per target start
+(``new_bucket``/``drop_bucket``), the credentials file Berth reads, and the daemons' pids for
+the CPU accounting. memstore keeps every object in RAM, at most ``memstore_bytes``; deleted
+objects would stay there until RGW's garbage collector runs (``rgw gc obj min wait``, 10 s in
+the test config), so ``drop_bucket`` runs the collector at once (``radosgw-admin gc process
+--include-all``): the RAM held is one target start's objects, whatever the number of rounds.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+from bench.rss import status_kib
+
+PROFILE = "bench"
+_ADMIN_TIMEOUT = 300
 
 
 class BenchRGW:
@@ -68,6 +79,46 @@ class BenchRGW:
     def create_bucket(self, name: str) -> str:
         return self._running().create_bucket(name)
 
+    def new_bucket(self, label: str) -> str:
+        """A brand-new empty bucket named after ``label``; returns its name."""
+        cleaned = "".join(c for c in label.lower() if c.isalnum() or c == "-")[:30]
+        return self._running().create_bucket(f"bench-{cleaned}-{uuid.uuid4().hex[:12]}")
+
+    def drop_bucket(self, name: str) -> None:
+        """Delete the bucket with everything in it (multipart uploads aborted), then run
+        RGW's garbage collector so memstore frees the objects' RAM now.
+
+        Raises:
+            RuntimeError: the cluster is not running, or the collector failed.
+        """
+        cluster = self._running()
+        cluster.delete_bucket(name)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CEPH_")}
+        done = subprocess.run(
+            [cluster.tools["radosgw-admin"], "--conf", str(cluster.conf_path), "gc",
+             "process", "--include-all"], env=env, cwd=cluster.base_dir,
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=_ADMIN_TIMEOUT)
+        if done.returncode != 0:
+            raise RuntimeError(f"radosgw-admin gc process exited {done.returncode}: "
+                               f"{done.stderr.strip()[-400:]}")
+
+    def write_credentials_file(self, path: str) -> str:
+        """Write the S3 user's keys to ``path`` (created 0600, never overwritten) as
+        profile ``bench`` of an AWS shared credentials file; returns the profile name."""
+        access_key, secret_key = self.credentials()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"[{PROFILE}]\naws_access_key_id = {access_key}\n"
+                         f"aws_secret_access_key = {secret_key}\n")
+        return PROFILE
+
+    def osd_peak_mib(self) -> float:
+        """The OSD's peak resident memory so far (VmHWM): what memstore held at most."""
+        if self._cluster is None:
+            return 0.0
+        pid = self._cluster.pids().get("osd")
+        return round(status_kib(pid, b"VmHWM:") / 1024, 1) if pid else 0.0
+
     def pids(self) -> list[int]:
         """The monitor, OSD and radosgw processes (each a single process)."""
         if self._cluster is None:
@@ -78,7 +129,7 @@ class BenchRGW:
         if self._cluster is None:
             return {}
         return {"endpoint": self._cluster.endpoint_url, "objectstore": "memstore",
-                "memstore_bytes": self._memstore_bytes}
+                "memstore_bytes": self._memstore_bytes, "osd_peak_rss_mib": self.osd_peak_mib()}
 
     def stop(self) -> None:
         if self._cluster is not None:

@@ -20,7 +20,7 @@ from typing import Callable
 _POLL_SECONDS = 0.01
 
 
-def _status_kib(pid: int, key: str) -> int:
+def status_kib(pid: int, key: str) -> int:
     try:
         with open(f"/proc/{pid}/status", "rb") as handle:
             for line in handle:
@@ -32,11 +32,11 @@ def _status_kib(pid: int, key: str) -> int:
 
 
 def rss_kib(pids: list[int]) -> int:
-    return sum(_status_kib(pid, b"VmRSS:") for pid in pids)
+    return sum(status_kib(pid, b"VmRSS:") for pid in pids)
 
 
 def hwm_kib(pids: list[int]) -> int:
-    return sum(_status_kib(pid, b"VmHWM:") for pid in pids)
+    return sum(status_kib(pid, b"VmHWM:") for pid in pids)
 
 
 class RssSampler:

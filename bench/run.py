@@ -33,7 +33,8 @@ from bench.httpclient import HttpError  # noqa: E402
 from bench.noise import NOISY_PCT, CpuNoise, wait_until_quiet  # noqa: E402
 from bench.ops import file_is_cached  # noqa: E402
 from bench.payload import make_blob_file, make_small_image, make_small_images  # noqa: E402
-from bench.targets import DISTRIBUTION_BINARY, REPO_ROOT, SPECS, Launcher  # noqa: E402
+from bench.launcher import Launcher  # noqa: E402
+from bench.targets import DISTRIBUTION_BINARY, REPO_ROOT, SPECS  # noqa: E402
 from bench.workloads import DERIVED, WORKLOADS, Context, Settings  # noqa: E402
 from bench.wrk import WrkError  # noqa: E402
 
@@ -70,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet-wait", type=float, default=60.0, metavar="SECONDS",
                         help="before each sample, wait up to this long for the machine to be "
                              "idle (default 60; 0 disables)")
+    parser.add_argument("--rgw-wait", type=float, default=60.0, metavar="SECONDS",
+                        help="an S3 target needs the machine's one Ceph RGW cluster: wait up "
+                             "to this long for a test session holding it (default 60)")
     parser.add_argument("--noisy-retries", type=int, default=2, metavar="N",
                         help="re-run a sample up to N times when other processes used more "
                              f"than {NOISY_PCT:g}%% CPU during it (default 2)")
@@ -89,6 +93,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.wrk_seconds:
         overrides["wrk_duration_s"] = args.wrk_seconds
     return Settings(**{**asdict(base), **overrides})
+
+
+def memstore_for(settings: Settings) -> int:
+    """RGW's memstore cap: one target start holds at most the blob twice (the upload, and
+    its copy under the blob's key if RGW copies the data) and each bucket is emptied and
+    garbage-collected at stop, so four blobs and 1 GiB of headroom are plenty."""
+    return max(2 << 30, 4 * settings.blob_size + (1 << 30))
 
 
 def selected_workloads(only: list[str] | None) -> list[str]:
@@ -135,6 +146,16 @@ def describe_machine(launcher: Launcher, targets: list[str]) -> dict:
         info["base_commit"] = _commit_of(launcher.base_src, out)
     if launcher.postgres is not None:
         info["postgres"] = launcher.postgres.describe()
+    if launcher.rgw is not None:
+        info["rgw"] = launcher.rgw.describe()
+    if any(SPECS[t].nodes for t in targets):
+        from bench.nginx import NGINX_BINARY
+
+        try:  # nginx -v prints to stderr
+            info["nginx"] = subprocess.run([NGINX_BINARY, "-v"], capture_output=True,
+                                           text=True, timeout=30).stderr.strip()
+        except (OSError, subprocess.SubprocessError):
+            info["nginx"] = ""
     info["target_env"] = {t: launcher.target_env(SPECS[t]) for t in targets}
     return info
 
@@ -152,7 +173,9 @@ def _headline(message: str) -> str:
 
 def run_one(launcher: Launcher, workload_name: str, target_name: str, ctx: Context) -> dict:
     workload, spec = WORKLOADS[workload_name], SPECS[target_name]
-    workers = workload.workers if spec.kind == "berth" else None
+    workers = None
+    if spec.kind == "berth":
+        workers = spec.workers if spec.workers is not None else workload.workers
     try:
         target = launcher.start(spec, workers=workers)
     except RuntimeError as exc:
@@ -208,7 +231,7 @@ def run_workloads(launcher: Launcher, ctx: Context, workloads: list[str], target
     """Every workload, ``rounds`` times, each target once per round in alternating order."""
     samples: report.Samples = {}
     for name in workloads:
-        runnable = [t for t in targets if SPECS[t].kind in WORKLOADS[name].kinds]
+        runnable = [t for t in targets if SPECS[t].runs(name, WORKLOADS[name].kinds)]
         samples[name] = {t: [] for t in runnable}
         for round_no in range(rounds):
             for target in (runnable if round_no % 2 == 0 else runnable[::-1]):
@@ -240,6 +263,13 @@ def run(args: argparse.Namespace) -> int:
                 launcher.start_postgres()
             except RuntimeError as exc:
                 print(f"warning: {exc}; its targets will report ERROR", file=sys.stderr)
+        if any(SPECS[t].storage == "s3" for t in targets):
+            print("starting the Ceph RGW cluster", flush=True)
+            try:
+                launcher.start_rgw(memstore_bytes=memstore_for(settings),
+                                   lock_timeout=args.rgw_wait)
+            except RuntimeError as exc:
+                print(f"warning: {exc}; its targets will report ERROR", file=sys.stderr)
         machine = describe_machine(launcher, targets)
         print(f"machine: {json.dumps(machine)}")
         print(f"settings: {json.dumps(asdict(settings))}, rounds: {rounds}")
@@ -253,6 +283,8 @@ def run(args: argparse.Namespace) -> int:
                       images=make_small_images(settings.push_images, settings.small_blob_size))
         samples = run_workloads(launcher, ctx, selected_workloads(args.only), targets, rounds,
                                 args)
+        if launcher.rgw is not None:
+            machine["rgw"] = launcher.rgw.describe()  # now with the OSD's peak memory
         summary = report.summarize(samples, targets)
         print(report.render_details(samples, targets))
         print("\nratio = median(berth) / median(distribution); rss = max peak over pushes, MiB\n")

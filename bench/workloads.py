@@ -20,9 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from bench import ops
+from bench import ops, s3ceiling
+from bench.cpusplit import CpuSplit
 from bench.httpclient import Connection
 from bench.payload import OCI_MANIFEST, BlobFile, SmallImage
+from bench.procstat import io_bytes
+from bench.sockbytes import SocketBytes
 from bench.rss import RssSampler
 from bench.targets import RunningTarget
 from bench.wrk import run_wrk
@@ -107,6 +110,8 @@ def measure_disk_write(target: RunningTarget, ctx: Context) -> dict:
 def measure_push_mono(target: RunningTarget, ctx: Context) -> dict:
     if target.spec.kind == "disk":
         return measure_disk_write(target, ctx)
+    if target.spec.kind == "s3":
+        return s3ceiling.measure_push(target, ctx.blob)
     _settle()
     with target.connect() as conn, RssSampler(target.pids) as sampler:
         start = time.perf_counter()
@@ -119,6 +124,8 @@ def measure_push_mono(target: RunningTarget, ctx: Context) -> dict:
 def measure_push_chunked(target: RunningTarget, ctx: Context) -> dict:
     if target.spec.kind == "disk":
         return measure_disk_write(target, ctx)
+    if target.spec.kind == "s3":
+        return s3ceiling.measure_push(target, ctx.blob)
     _settle()
     with target.connect() as conn, RssSampler(target.pids) as sampler:
         start = time.perf_counter()
@@ -129,17 +136,49 @@ def measure_push_chunked(target: RunningTarget, ctx: Context) -> dict:
             "chunks": -(-ctx.blob.size // ctx.settings.chunk_size)}
 
 
+def server_bytes(sockets: SocketBytes, before: dict[int, tuple[int, int]],
+                 after: dict[int, tuple[int, int]], pulls: int, blob_size: int) -> dict:
+    """What passed through the server during the pulls: TCP bytes its processes sent and
+    received (every socket: clients, S3, the database), and the larger of the two per pull
+    as a percentage of the blob — a blob that passes through is received (from S3) or read
+    from disk, and sent to the client, once per pull, so this is ~100 % when it does. Also
+    the read/write system-call bytes of ``/proc/<pid>/io`` (files, and sockets written with
+    write or sendfile; not send/recv)."""
+    sent, received = sockets.totals()
+    per_pull = max(sent, received) / max(pulls, 1)
+    read = sum(r - before.get(pid, (0, 0))[0] for pid, (r, _) in after.items())
+    written = sum(w - before.get(pid, (0, 0))[1] for pid, (_, w) in after.items())
+    return {"tcp_sent": sent, "tcp_received": received, "io_read": read,
+            "io_written": written, "per_pull": per_pull,
+            "pct_of_blob": round(per_pull / blob_size * 100, 4)}
+
+
 def measure_pull(target: RunningTarget, ctx: Context) -> dict:
+    """Push the blob (untimed), then GET it ``pulls_per_round`` times, each on a new
+    connection, following a redirect (berth-s3 answers 307 to a presigned URL). Around the
+    pulls the server's byte counters are read, and its sockets' counters once more at the
+    end of each pull, before the client closes (untimed): the bytes that passed through it."""
+    pulls = ctx.settings.pulls_per_round
+    if target.spec.kind == "s3":
+        return s3ceiling.measure_pull(target, ctx.blob, pulls)
     with target.connect() as conn:
         ops.push_blob_monolithic(conn, REPO, ctx.blob)
     _settle()
-    rates = []
-    for _ in range(ctx.settings.pulls_per_round):
+    rates, redirects = [], []
+    sockets = SocketBytes(target.pids)
+    sockets.baseline()
+    before = io_bytes(target.pids())
+    for _ in range(pulls):
         with target.connect() as conn:
             start = time.perf_counter()
-            ops.pull_blob(conn, REPO, ctx.blob.digest, ctx.blob.size)
+            response = ops.pull_blob(conn, REPO, ctx.blob.digest, ctx.blob.size)
             rates.append(ctx.blob.size / MB / (time.perf_counter() - start))
-    return {"value": statistics.median(rates), "pulls": rates}
+            sockets.snapshot()  # the server's side of this connection closes with it
+        redirects = response.redirects
+    sockets.snapshot()
+    moved = server_bytes(sockets, before, io_bytes(target.pids()), pulls, ctx.blob.size)
+    return {"value": statistics.median(rates), "pulls": rates, "server_bytes": moved,
+            "redirects": redirects}
 
 
 def _measure_wrk(target: RunningTarget, ctx: Context, path: str,
@@ -152,11 +191,13 @@ def _measure_wrk(target: RunningTarget, ctx: Context, path: str,
     if s.wrk_warmup_s:
         run_wrk(target.url + path, threads=s.wrk_threads, connections=s.wrk_connections,
                 duration_s=s.wrk_warmup_s, headers=all_headers)
+    split = CpuSplit(target.cpu_parts)
+    split.start()
     result = run_wrk(target.url + path, threads=s.wrk_threads, connections=s.wrk_connections,
                      duration_s=s.wrk_duration_s, headers=all_headers)
     return {"value": result.requests_per_sec, "requests": result.requests,
             "latency_avg": result.latency_avg, "latency_p99": result.latency_p99,
-            "socket_errors": result.socket_errors}
+            "socket_errors": result.socket_errors, "cpu_split": split.stop()}
 
 
 def measure_manifest_get(target: RunningTarget, ctx: Context) -> dict:
@@ -199,7 +240,7 @@ def measure_push_small(target: RunningTarget, ctx: Context) -> dict:
 
 
 _REGISTRIES = frozenset({"berth", "distribution"})
-_STREAMING = _REGISTRIES | {"null"}
+_STREAMING = _REGISTRIES | {"null", "s3"}
 _PUSH = _STREAMING | {"disk"}
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
@@ -217,4 +258,4 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
 )}
 
 # Derived rows: computed from another workload's samples rather than measured on their own.
-DERIVED = {"rss": "push-mono"}
+DERIVED = {"rss": "push-mono", "pull-bytes": "pull"}
