@@ -284,8 +284,7 @@ class S3BlobStore:
     # -- upload sessions: records and caps -------------------------------------------------
 
     def _read_session(self, session_id: str) -> _Session:
-        if len(session_id) != 32 or not set(session_id) <= _SESSION_ID:
-            raise UploadUnknownError(session_id)
+        _check_id(session_id)
         try:
             response = self._call_sync("get_object", Key=self._session_key(session_id))
             record = _Session(**json.loads(response["Body"].read()))
@@ -354,8 +353,7 @@ class S3BlobStore:
 
     async def append(self, session_id: str, chunks: AsyncIterable[bytes], *,
                      offset: int | None, length: int | None) -> UploadSession:
-        if len(session_id) != 32 or not set(session_id) <= _SESSION_ID:
-            raise UploadUnknownError(session_id)
+        _check_id(session_id)
         async with self._locks.hold(session_id):
             record = await self._load(session_id)
             if offset is not None and offset != record.offset:
@@ -373,8 +371,7 @@ class S3BlobStore:
             return self._upload_session(session_id, updated)
 
     async def finish_upload(self, session_id: str, digest: Digest) -> StagedBlob:
-        if len(session_id) != 32 or not set(session_id) <= _SESSION_ID:
-            raise UploadUnknownError(session_id)
+        _check_id(session_id)
         async with self._locks.hold(session_id):
             record = await self._load(session_id)
             # The closing point: from here every other request finds no session.
@@ -533,6 +530,12 @@ class S3BlobStore:
         except S3_ERRORS as exc:
             raise unavailable(exc) from None
         return aborted
+
+
+def _check_id(session_id: str) -> None:
+    """Session ids are 32 lowercase hex digits (uuid4().hex); anything else names none."""
+    if len(session_id) != 32 or not set(session_id) <= _SESSION_ID:
+        raise UploadUnknownError(session_id)
 
 
 def _encode(hasher: Any) -> str:
