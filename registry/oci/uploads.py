@@ -88,13 +88,14 @@ async def _session(request: web.Request, name: str) -> UploadSession:
 
 
 async def _append(request: web.Request, name: str, session: UploadSession,
-                  offset: int | None, length: int | None) -> UploadSession:
+                  offset: int | None, length: int | None,
+                  digest: Digest | None = None) -> UploadSession:
     metrics = request.app[METRICS]
     metrics.uploads_in_progress.inc()
     try:
         with request.app[UPLOAD_ACTIVITY].upload():
             return await request.app[BLOBS].append(session.id, _body(request), offset=offset,
-                                                   length=length)
+                                                   length=length, digest=digest)
     except OffsetMismatchError as exc:
         current = session.offset if exc.offset is None else exc.offset
         raise BlobUploadInvalid("chunk out of order", status=416, headers={
@@ -256,7 +257,9 @@ async def put_upload(request: web.Request) -> web.Response:
                 "Location": _location(name, session.id), "Range": _range(session.offset)})
         offset = parsed[0]
     if length or (length is None and request.body_exists):
-        session = await _append(request, name, session, offset, length)
+        # The digest is announced with the bytes: a monolithic push's land where the blob
+        # goes, and a failed check leaves the session as the POST made it.
+        session = await _append(request, name, session, offset, length, digest)
     return await _complete(request, repo, name, session, digest)
 
 

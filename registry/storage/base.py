@@ -234,12 +234,20 @@ class BlobStore(Protocol):
         """
 
     async def append(self, session_id: str, chunks: AsyncIterable[bytes], *,
-                     offset: int | None, length: int | None) -> UploadSession:
+                     offset: int | None, length: int | None,
+                     digest: Digest | None = None) -> UploadSession:
         """Append a body to a session, hashing on the fly.
 
         ``offset`` is where the client says the chunk starts (None: at the end). ``length``
         is the announced body length (None: unknown). On any failure nothing of this body
         stays in the session. Holds the session's lock for the whole body.
+
+        ``digest``: the digest a closing PUT announced for the whole blob, given with its
+        body (a monolithic push). It counts only for an empty session in the digest's own
+        algorithm; the session is then announced, and the backend may place the bytes
+        where that blob goes (S3 sends the parts to the blob's key: no copy on publish).
+        ``finish_upload`` of an announced session whose bytes fail the check empties it
+        again, so the closing request that brought them changes nothing.
 
         Raises:
             UploadUnknownError (also when a closing PUT took the session first),
@@ -255,7 +263,8 @@ class BlobStore(Protocol):
             UploadUnknownError: no such session (or another request closed it first).
             DigestMismatchError: the bytes do not hash to ``digest``; the session is put
                 back exactly as it was (bad input changes nothing), so the client may retry
-                with the right digest or DELETE it.
+                with the right digest or DELETE it; an announced session (``append``) is
+                put back empty, as it was before the request that announced it.
         """
 
     async def cancel_upload(self, session_id: str) -> None:

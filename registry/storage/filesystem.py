@@ -45,6 +45,7 @@ HASH_READ = 8 * 1024 * 1024
 RUNNING_PRUNE_AT = 1024  # running hashes kept before looking for sessions closed elsewhere
 VERIFY_READ = 1024 * 1024  # smaller blocks for fsck/scrub: smooth progress and throttling
 HASH_STATE = "hashstate"
+ANNOUNCED = "announced"  # the digest a closing PUT with a body announced (append's digest)
 
 
 @dataclass
@@ -349,7 +350,8 @@ class FilesystemBlobStore:
         return running
 
     async def append(self, session_id: str, chunks: AsyncIterable[bytes], *,
-                     offset: int | None, length: int | None) -> UploadSession:
+                     offset: int | None, length: int | None,
+                     digest: Digest | None = None) -> UploadSession:
         async with self._hold(session_id):
             session = self._load(session_id)
             if offset is not None and offset != session.offset:
@@ -363,6 +365,9 @@ class FilesystemBlobStore:
                 running.offset = -1  # the hasher saw bytes that were cut off again
                 raise
             running.offset = start + received
+            if digest is not None and start == 0 and digest.algorithm == session.algorithm:
+                # Announced: a failed check of these bytes empties the session (see base).
+                (paths.upload_dir(self.root, session_id) / ANNOUNCED).write_text(str(digest))
             if received:
                 await self._run(_save_hash, paths.upload_dir(self.root, session_id),
                                 running.hasher)
@@ -384,6 +389,11 @@ class FilesystemBlobStore:
                 if actual != digest.hex:
                     raise DigestMismatchError(f"content hashes to {digest.algorithm}:{actual}")
                 await self._run(fsync_file, closing / "data")
+            except DigestMismatchError:
+                if (closing / ANNOUNCED).exists():  # the closing request brought the bytes
+                    self._empty(session_id, closing, session.algorithm)
+                os.rename(closing, directory)
+                raise
             except BaseException:
                 # Bad input (or a cancelled request) changes nothing: the session goes back
                 # as it was, still locked by us, so the client may retry or DELETE it.
@@ -394,6 +404,13 @@ class FilesystemBlobStore:
             return StagedBlob(digest=digest, size=session.offset,
                               handle=_Staged(closing / "data", cleanup=closing),
                               session_id=session_id)
+
+    def _empty(self, session_id: str, directory: Path, algorithm: str) -> None:
+        """Drop an announced session's bytes: it is as its POST left it."""
+        os.truncate(directory / "data", 0)
+        for name in (HASH_STATE, ANNOUNCED):
+            _remove(directory / name)
+        self._running[session_id] = _Running(0, resumable.new(algorithm))
 
     async def cancel_upload(self, session_id: str) -> None:
         async with self._hold(session_id):

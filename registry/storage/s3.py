@@ -2,7 +2,8 @@
 
 Keys (under ``prefix``)::
 
-    blobs/<alg>/<hex>                  a published blob
+    blobs/<alg>/<hex>                  a published blob (and, until ``publish`` completes it,
+                                       the multipart upload of an announced session)
     uploads/<id>/session.json          the session (see ``_Session``), rewritten at every
                                        chunk end: writing it is a chunk's commit point
     uploads/<id>/tail.<n>              the bytes after the last part (parts are >= 5 MiB)
@@ -15,11 +16,15 @@ node continue the hash without reading the bytes back: a chunked push costs one 
 its bytes wherever its PATCHes land. A chunk's parts get part numbers after the committed
 ones, so a body that fails half-way leaves the committed session as it was (parts it
 uploaded are never listed when the upload completes; the next chunk overwrites them).
+Parts go out from the event loop as the body arrives (``s3_parts``), so a part is never
+held in memory when the body's length is known.
 
 Closing: ``finish_upload`` (holding the session's lock) first rewrites the session as
 closed, so every later request finds it gone; then it checks the hash and completes the
 upload into ``uploads/<id>/data``. ``publish`` copies that object to ``blobs/``
-server-side and removes the session. Small blobs (a session that never filled a part, and
+server-side and removes the session. A monolithic push announces its digest with its body
+(``BlobStore.append``): its multipart upload is made at the blob's own key, and ``publish``
+completes it there, with no copy. Small blobs (a session that never filled a part, and
 ``stage_bytes``) skip multipart altogether: their bytes are written by ``publish`` in one PUT.
 """
 
@@ -41,13 +46,14 @@ from registry.oci.digests import ALGORITHMS, Digest
 from registry.storage import resumable
 from registry.storage.base import (
     BlobCheck, DigestMismatchError, IncompleteBodyError, OffsetMismatchError, SessionLimits,
-    StagedBlob, StoredBlob, TooManyUploadsError, UploadSession, UploadUnknownError,
+    StagedBlob, StorageUnavailableError, StoredBlob, TooManyUploadsError, UploadSession, UploadUnknownError,
 )
 from registry.storage.locks import ProcessLocks, SessionLockProvider
+from registry.storage.s3_parts import PartSender
 from registry.storage.s3_client import S3_ERRORS, S3Settings, is_missing, make_client, unavailable
 
 MIN_PART = 5 * 1024 * 1024
-PARTS_IN_FLIGHT = 2  # parts uploading while the next one is received
+PARTS_IN_FLIGHT = 2  # parts of a body of unknown length uploading from memory at once
 HASH_BATCH = 4 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 _SESSION_ID = frozenset("0123456789abcdef")
@@ -60,7 +66,9 @@ class _Session:
     owner: str
     started_at: float
     offset: int = 0
-    upload_id: str | None = None  # the multipart upload of uploads/<id>/data
+    upload_id: str | None = None  # the multipart upload (of ``upload_key``)
+    upload_key: str | None = None  # None: uploads/<id>/data; else the announced blob's key
+    announced: str | None = None  # the digest a closing PUT's body came with (see append)
     parts: list[list[Any]] = field(default_factory=list)  # [number, etag] in order
     tail: str | None = None  # the tail object's name
     tail_size: int = 0
@@ -73,6 +81,7 @@ class _Session:
 class _Staged:
     data: bytes | None  # small: the bytes themselves; else in uploads/<id>/data
     session_id: str | None  # the closed session whose objects go once published
+    upload: tuple[str, str, list] | None = None  # (upload id, blob key, parts) to complete
 
 
 class S3BlobReader:
@@ -120,6 +129,10 @@ class S3BlobStore:
         self._locks = locks or ProcessLocks()
         self._executor = executor or ThreadPoolExecutor(max_workers=16,
                                                         thread_name_prefix="s3io")
+        # Multipart uploads live under uploads/ and, when announced, at their blob's key.
+        self._sweepable = (self._key("uploads", ""), self._key("blobs", ""))
+        self._parts = PartSender(self._client, self.bucket,
+                                 presign_seconds=settings.presign_seconds)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -203,6 +216,13 @@ class S3BlobStore:
         target = self._blob_key(staged.digest)
         if handle.data is not None:
             self._call_sync("put_object", Key=target, Body=handle.data)
+        elif handle.upload is not None:  # parts sent straight to the blob's key: no copy
+            upload_id, key, parts = handle.upload
+            self._call_sync("complete_multipart_upload", Key=key, UploadId=upload_id,
+                            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
+                                                       for n, e in parts]})
+            self._remove_session_objects(handle.session_id)
+            return
         else:
             source = {"Bucket": self.bucket, "Key": self._session_key(handle.session_id, "data")}
             if staged.size <= 5 * 1024 ** 3:
@@ -216,6 +236,8 @@ class S3BlobStore:
 
     def discard(self, staged: StagedBlob) -> None:
         handle: _Staged = staged.handle
+        if handle.upload is not None:
+            self._abort_quietly(handle.upload[1], handle.upload[0])
         if handle.session_id is not None:
             self._remove_session_objects(handle.session_id)
 
@@ -352,22 +374,27 @@ class S3BlobStore:
     # -- upload sessions: bytes ---------------------------------------------------------------
 
     async def append(self, session_id: str, chunks: AsyncIterable[bytes], *,
-                     offset: int | None, length: int | None) -> UploadSession:
+                     offset: int | None, length: int | None,
+                     digest: Digest | None = None) -> UploadSession:
         _check_id(session_id)
         async with self._locks.hold(session_id):
             record = await self._load(session_id)
             if offset is not None and offset != record.offset:
                 raise OffsetMismatchError(record.offset)
-            writer = _ChunkWriter(self, session_id, record)
-            try:
-                await writer.prepare()
-                received = await writer.receive(chunks)
-                if length is not None and received != length:
-                    raise IncompleteBodyError(f"received {received} of {length} bytes")
-                updated = await writer.commit()
-            except BaseException:
-                await asyncio.shield(writer.abandon())
-                raise
+            announced = digest if (digest is not None and record.offset == 0
+                                   and record.upload_id is None
+                                   and digest.algorithm == record.algorithm) else None
+            async with self._parts.session() as http:
+                writer = _ChunkWriter(self, session_id, record, http, announced)
+                try:
+                    await writer.prepare()
+                    received = await writer.receive(chunks, length)
+                    if length is not None and received != length:
+                        raise IncompleteBodyError(f"received {received} of {length} bytes")
+                    updated = await writer.commit()
+                except BaseException:
+                    await asyncio.shield(writer.abandon())
+                    raise
             return self._upload_session(session_id, updated)
 
     async def finish_upload(self, session_id: str, digest: Digest) -> StagedBlob:
@@ -376,24 +403,72 @@ class S3BlobStore:
             record = await self._load(session_id)
             # The closing point: from here every other request finds no session.
             await self._write_session(session_id, replace(record, closed=True))
-            current = record
-            try:
-                current, data = await self._consolidate(session_id, record)
-                if digest.algorithm == record.algorithm:
-                    actual = resumable.restore(record.algorithm,
-                                               base64.b64decode(record.hash)).hexdigest()
-                else:  # a rare client: hash the bytes again in the digest's algorithm
-                    actual = await self._rehash(session_id, data, digest.algorithm)
-                if actual != digest.hex:
-                    raise DigestMismatchError(f"content hashes to {digest.algorithm}:{actual}")
-            except BaseException:
-                # Bad input changes nothing: the session goes back, open, as it now is.
-                await asyncio.shield(self._write_session(session_id, current))
-                raise
+            if record.upload_key is not None:
+                staged = await self._finish_announced(session_id, record, digest)
+            else:
+                staged = await self._finish_session(session_id, record, digest)
             for marker in self._markers(session_id, record.repository, record.owner):
                 await self._run(self._delete_quietly, marker)
-            return StagedBlob(digest=digest, size=record.offset,
-                              handle=_Staged(data, session_id), session_id=session_id)
+            return staged
+
+    async def _finish_session(self, session_id: str, record: _Session,
+                              digest: Digest) -> StagedBlob:
+        current = record
+        try:
+            current, data = await self._consolidate(session_id, record)
+            if digest.algorithm == record.algorithm:
+                actual = resumable.restore(record.algorithm,
+                                           base64.b64decode(record.hash)).hexdigest()
+            else:  # a rare client: hash the bytes again in the digest's algorithm
+                actual = await self._rehash(session_id, data, digest.algorithm)
+            if actual != digest.hex:
+                raise DigestMismatchError(f"content hashes to {digest.algorithm}:{actual}")
+        except DigestMismatchError:
+            if record.announced:
+                await asyncio.shield(self._empty(session_id, current))
+            else:  # bad input changes nothing: the session goes back, open, as it now is
+                await asyncio.shield(self._write_session(session_id, current))
+            raise
+        except BaseException:
+            await asyncio.shield(self._write_session(session_id, current))
+            raise
+        return StagedBlob(digest=digest, size=record.offset,
+                          handle=_Staged(data, session_id), session_id=session_id)
+
+    async def _empty(self, session_id: str, record: _Session) -> None:
+        """Put an announced session back as its POST made it (``BlobStore.append``)."""
+        if record.upload_id is not None:
+            await self._run(self._abort_quietly,
+                            record.upload_key or self._session_key(session_id, "data"),
+                            record.upload_id)
+        stale = [self._session_key(session_id, name)
+                 for name in (record.tail, "data" if record.based else None) if name]
+        await self._run(self._delete_quietly, *stale)
+        await self._write_session(session_id, _Session(
+            record.repository, record.algorithm, record.owner, record.started_at,
+            hash=_encode(resumable.new(record.algorithm))))
+
+    async def _finish_announced(self, session_id: str, record: _Session,
+                                digest: Digest) -> StagedBlob:
+        """Close a session whose parts went to the announced blob's key: check the hash,
+        send the tail as the last part; ``publish`` completes the upload there. Bytes that
+        fail the check can never be completed at that key, so the session is emptied: the
+        closing request that brought them changes nothing."""
+        actual = resumable.restore(record.algorithm, base64.b64decode(record.hash)).hexdigest()
+        if record.upload_key != self._blob_key(digest) or actual != digest.hex:
+            await asyncio.shield(self._empty(session_id, record))
+            raise DigestMismatchError(f"content hashes to {record.algorithm}:{actual}")
+        try:
+            async with self._parts.session() as http:
+                writer = _ChunkWriter(self, session_id, record, http)
+                await writer.prepare()
+                parts = await writer.last_part()
+        except BaseException:
+            await asyncio.shield(self._write_session(session_id, record))
+            raise
+        return StagedBlob(digest=digest, size=record.offset, session_id=session_id,
+                          handle=_Staged(None, session_id,
+                                         (record.upload_id, record.upload_key, parts)))
 
     async def _consolidate(self, session_id: str,
                            record: _Session) -> tuple[_Session, bytes | None]:
@@ -403,11 +478,12 @@ class S3BlobStore:
             return record, await self._tail_bytes(session_id, record)
         if record.upload_id is None and not record.tail:
             return record, None  # all in ``data`` already
-        writer = _ChunkWriter(self, session_id, record)
-        await writer.prepare()
-        if writer.upload_id is None:  # a small ``data`` plus the tail: all in memory
-            return record, bytes(writer.buffer)
-        return await writer.complete(), None
+        async with self._parts.session() as http:
+            writer = _ChunkWriter(self, session_id, record, http)
+            await writer.prepare()
+            if writer.upload_id is None:  # a small ``data`` plus the tail: all in memory
+                return record, bytes(writer.buffer)
+            return await writer.complete(), None
 
     async def _tail_bytes(self, session_id: str, record: _Session) -> bytes:
         if not record.tail:
@@ -437,14 +513,17 @@ class S3BlobStore:
 
     def _remove_session(self, session_id: str, record: _Session) -> None:
         if record.upload_id is not None:
-            try:
-                self._client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self._session_key(session_id, "data"),
-                    UploadId=record.upload_id)
-            except S3_ERRORS:
-                pass  # gone already, or left for the sweeper
+            self._abort_quietly(record.upload_key or self._session_key(session_id, "data"),
+                                record.upload_id)
         self._delete_quietly(*self._markers(session_id, record.repository, record.owner))
         self._remove_session_objects(session_id)
+
+    def _abort_quietly(self, key: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key,
+                                                UploadId=upload_id)
+        except S3_ERRORS:
+            pass  # gone already, or left for the sweeper
 
     def _remove_session_objects(self, session_id: str) -> None:
         keys = [item["Key"] for page in self._list(self._session_key(session_id, ""))
@@ -515,9 +594,10 @@ class S3BlobStore:
         aborted = []
         paginator = self._client.get_paginator("list_multipart_uploads")
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key("uploads", "")):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._prefix):
                 for upload in page.get("Uploads", []):
-                    if upload["UploadId"] in live or \
+                    if not upload["Key"].startswith(self._sweepable) or \
+                            upload["UploadId"] in live or \
                             upload["Initiated"].timestamp() >= older_than:
                         continue
                     try:
@@ -545,14 +625,24 @@ def _encode(hasher: Any) -> str:
 class _ChunkWriter:
     """One chunk's worth of work on a held session: its bytes go into parts of the
     session's multipart upload (started on the first full part) and a new tail; nothing
-    is visible until ``commit`` writes the session record."""
+    is visible until ``commit`` writes the session record.
 
-    def __init__(self, store: S3BlobStore, session_id: str, record: _Session) -> None:
+    When the body's length is known, parts are streamed to S3 while the body arrives
+    (``_stream_part``): each part's size is fixed before it starts (``part_size``, or all
+    that is left when that is under ``part_size + MIN_PART``), and what remains under
+    ``MIN_PART`` becomes the tail. A body of unknown length is cut into ``part_size`` parts
+    in memory, at most ``PARTS_IN_FLIGHT`` of them uploading at once."""
+
+    def __init__(self, store: S3BlobStore, session_id: str, record: _Session,
+                 http: Any, announced: Digest | None = None) -> None:
         self.store = store
         self.session_id = session_id
         self.record = record
+        self.http = http  # the aiohttp session the parts go through
         self.buffer = bytearray()
         self.upload_id = record.upload_id
+        self.upload_key = record.upload_key
+        self.announced = announced  # a new upload goes to this blob's key
         self.created_upload: str | None = None
         self.parts = [list(p) for p in record.parts]
         self.next_part = (record.parts[-1][0] + 1) if record.parts else 1
@@ -562,11 +652,17 @@ class _ChunkWriter:
         self.hashing: asyncio.Future | None = None
         self.uploads: list[asyncio.Future] = []
         self.received = 0
+        self.body_error: BaseException | None = None
         self.new_tail: str | None = None
 
     @property
     def data_key(self) -> str:
         return self.store._session_key(self.session_id, "data")
+
+    @property
+    def part_key(self) -> str:
+        """The key of the multipart upload the parts go to."""
+        return self.upload_key or self.data_key
 
     async def prepare(self) -> None:
         """Start from the committed state: the tail's bytes; a completed ``data`` object
@@ -590,18 +686,23 @@ class _ChunkWriter:
 
     async def _ensure_upload(self) -> None:
         if self.upload_id is None:
-            result = await self.store._call("create_multipart_upload", Key=self.data_key)
+            if self.announced is not None:
+                self.upload_key = self.store._blob_key(self.announced)
+            result = await self.store._call("create_multipart_upload", Key=self.part_key)
             self.upload_id = self.created_upload = result["UploadId"]
 
-    async def receive(self, chunks: AsyncIterable[bytes]) -> int:
+    async def receive(self, chunks: AsyncIterable[bytes], length: int | None) -> int:
+        """Take the body; returns how many bytes it had. The hash covers them all once
+        this returns, and every part started is uploaded."""
+        source = aiter(chunks)
+        if length is not None:
+            await self._stream(source, length)
         part_size = self.store.settings.part_size
-        async for chunk in chunks:
-            self.buffer += chunk
-            self.pending.append(chunk)
-            self.pending_size += len(chunk)
-            self.received += len(chunk)
+        async for chunk in source:  # unknown length, or the tail of a known one
+            self._hash(chunk)
             if self.pending_size >= HASH_BATCH:
                 await self._hash_pending()
+            self.buffer += chunk
             while len(self.buffer) >= part_size:
                 await self._upload_part(bytes(self.buffer[:part_size]))
                 del self.buffer[:part_size]
@@ -611,6 +712,11 @@ class _ChunkWriter:
         if self.uploads:
             await asyncio.gather(*self.uploads)
         return self.received
+
+    def _hash(self, chunk: bytes) -> None:
+        self.pending.append(chunk)
+        self.pending_size += len(chunk)
+        self.received += len(chunk)
 
     async def _hash_pending(self) -> None:
         if not self.pending:
@@ -622,22 +728,88 @@ class _ChunkWriter:
         self.hashing = asyncio.get_running_loop().run_in_executor(
             self.store._executor, lambda: [hasher.update(c) for c in batch])
 
-    async def _upload_part(self, data: bytes) -> None:
+    async def _stream(self, source: AsyncIterator[bytes], length: int) -> None:
+        part_size = self.store.settings.part_size
+        carry = b""  # bytes read past the end of the previous part
+        while True:
+            left = len(self.buffer) + len(carry) + length - self.received
+            if left < MIN_PART:
+                break
+            size = left if left < part_size + MIN_PART else part_size
+            done = asyncio.Event()
+            leftover: list[bytes] = []
+            body = self._part_body(source, size, carry, leftover, done)
+            await self._start_part(body, size)
+            waiter = asyncio.ensure_future(done.wait())
+            try:
+                await asyncio.wait([waiter, self.uploads[-1]],
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            if self.body_error is not None:
+                raise self.body_error
+            if not done.is_set():  # S3 failed the part before taking all of it
+                await self.uploads[-1]
+                raise StorageUnavailableError("S3 ended a part early")
+            carry = leftover[0] if leftover else b""
+        if carry:
+            self.buffer += carry
+
+    async def _part_body(self, source: AsyncIterator[bytes], size: int, carry: bytes,
+                         leftover: list[bytes], done: asyncio.Event) -> AsyncIterator[bytes]:
+        """The part's bytes: the buffered tail, then the body up to ``size``; what is read
+        past the end goes to ``leftover``. A failing body is kept in ``body_error``."""
+        sent = 0
+        try:
+            if self.buffer:
+                head, self.buffer = bytes(self.buffer), bytearray()
+                sent += len(head)
+                yield head
+            if carry:
+                sent += len(carry)  # already hashed
+                yield carry
+            while sent < size:
+                try:
+                    chunk = await anext(source)
+                except StopAsyncIteration:
+                    raise IncompleteBodyError(
+                        f"received {self.received} bytes, fewer than announced") from None
+                self._hash(chunk)
+                if sent + len(chunk) > size:
+                    cut = size - sent
+                    leftover.append(chunk[cut:])
+                    chunk = chunk[:cut]
+                sent += len(chunk)
+                if self.pending_size >= HASH_BATCH:
+                    await self._hash_pending()
+                yield chunk
+            done.set()
+        except GeneratorExit:  # the HTTP request stopped taking bytes: its task says why
+            raise
+        except BaseException as exc:
+            self.body_error = exc
+            raise
+
+    async def _start_part(self, body: Any, size: int) -> None:
         await self._ensure_upload()
         while len([u for u in self.uploads if not u.done()]) >= PARTS_IN_FLIGHT:
             await asyncio.wait(self.uploads, return_when=asyncio.FIRST_COMPLETED)
+        for upload in self.uploads:
+            if upload.done() and upload.exception() is not None:
+                raise upload.exception()
         number = self.next_part
         self.next_part += 1
         entry = [number, None]
         self.parts.append(entry)
 
         async def upload() -> None:
-            result = await self.store._call("upload_part", Key=self.data_key,
-                                            UploadId=self.upload_id, PartNumber=number,
-                                            Body=data)
-            entry[1] = result["ETag"]
+            entry[1] = await self.store._parts.put(self.http, self.part_key, self.upload_id,
+                                                   number, body, size)
 
         self.uploads.append(asyncio.ensure_future(upload()))
+
+    async def _upload_part(self, data: bytes) -> None:
+        await self._start_part(data, len(data))
 
     async def commit(self) -> _Session:
         tail_size = len(self.buffer)
@@ -646,7 +818,10 @@ class _ChunkWriter:
             await self.store._call("put_object", Key=self.store._session_key(
                 self.session_id, self.new_tail), Body=bytes(self.buffer))
         updated = replace(self.record, offset=self.record.offset + self.received,
-                          upload_id=self.upload_id, parts=self.parts,
+                          upload_id=self.upload_id, upload_key=self.upload_key,
+                          announced=(str(self.announced) if self.announced is not None
+                                     else self.record.announced),
+                          parts=self.parts,
                           tail=self.new_tail if tail_size else None, tail_size=tail_size,
                           based=False,
                           hash=_encode(self.hasher))
@@ -654,15 +829,20 @@ class _ChunkWriter:
         self._forget_old_tail(updated)
         return updated
 
-    async def complete(self) -> _Session:
-        """Upload what is buffered as the last part and complete the upload into ``data``;
-        the session then holds its bytes there (``based``)."""
+    async def last_part(self) -> list[list[Any]]:
+        """Upload what is buffered as the last part; returns every part, in order."""
         await self._ensure_upload()
         if self.buffer or not self.parts:
             await self._upload_part(bytes(self.buffer))
             self.buffer.clear()
         if self.uploads:
             await asyncio.gather(*self.uploads)
+        return self.parts
+
+    async def complete(self) -> _Session:
+        """Upload what is buffered as the last part and complete the upload into ``data``;
+        the session then holds its bytes there (``based``)."""
+        await self.last_part()
         await self.store._call(
             "complete_multipart_upload", Key=self.data_key, UploadId=self.upload_id,
             MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in self.parts]})
@@ -678,13 +858,16 @@ class _ChunkWriter:
                                         self.store._session_key(self.session_id, old))
 
     async def abandon(self) -> None:
-        """The chunk failed: wait for its work to stop; an upload it created is aborted."""
+        """The chunk failed: stop its part uploads and hashing; an upload it created is
+        aborted (parts it sent to an older upload are never listed, see the module)."""
+        for upload in self.uploads:
+            upload.cancel()
         for future in [self.hashing, *self.uploads]:
             if future is not None:
                 await asyncio.gather(future, return_exceptions=True)
         if self.created_upload is not None:
             try:
-                await self.store._call("abort_multipart_upload", Key=self.data_key,
+                await self.store._call("abort_multipart_upload", Key=self.part_key,
                                        UploadId=self.created_upload)
             except Exception:  # noqa: BLE001 - the sweeper aborts it later
                 pass

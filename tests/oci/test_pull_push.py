@@ -163,6 +163,29 @@ async def test_wrong_digest_stores_nothing(client, config):
     assert list((config.data_dir / "uploads").iterdir()) == []
 
 
+async def test_a_closing_put_that_fails_its_digest_changes_nothing(client, config):
+    """POST, then PUT ?digest= with the whole body and a wrong digest: 400, and the session
+    is as the POST left it (empty), so the client can send the right bytes again."""
+    head = os.urandom(10)
+    resp = await client.post("/v2/wrong/blobs/uploads/")
+    location = resp.headers["Location"]
+    data = os.urandom(1000)
+    resp = await client.put(f"{location}?digest={sha256(b'other')}", data=data)
+    assert resp.status == 400 and await error_code(resp) == "DIGEST_INVALID"
+    resp = await client.get(location)
+    assert resp.status == 204 and resp.headers["Range"] == "0-0"
+    # A PUT that closes bytes sent before by PATCH keeps them when its digest is wrong.
+    resp = await client.patch(location, data=head, headers={"Content-Range": "0-9"})
+    assert resp.status == 202
+    resp = await client.put(f"{location}?digest={sha256(b'other')}", data=data)
+    assert resp.status == 400
+    assert (await client.get(location)).headers["Range"] == "0-1009"
+    resp = await client.put(f"{location}?digest={sha256(head + data)}")
+    assert resp.status == 201
+    assert _blob_files(config) and await (
+        await client.get(f"/v2/wrong/blobs/{sha256(head + data)}")).read() == head + data
+
+
 def _blob_files(config) -> list:
     return [p for p in (config.data_dir / "blobs").rglob("*") if p.is_file()]
 

@@ -91,6 +91,87 @@ async def test_digest_mismatch_keeps_session(store):
     assert (await store.get_upload(session.id)).offset == 3
 
 
+def _pieces(data: bytes, size: int = 256 * 1024) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+MIB = 1024 * 1024
+
+
+async def test_an_announced_push_is_published_where_announced(store):
+    """A monolithic push: the closing PUT's body comes with its digest (S3: parts go to
+    the blob's key; 12 MiB is several parts there)."""
+    data = os.urandom(12 * MIB + 5)
+    session = await store.create_upload("acct/repo", "sha256")
+    await store.append(session.id, chunks(*_pieces(data)), offset=0, length=len(data),
+                       digest=digest_of(data))
+    staged = await store.finish_upload(session.id, digest_of(data))
+    assert await store.stat(digest_of(data)) is None  # invisible until published
+    store.publish(staged)
+    assert await store.read_bytes(digest_of(data)) == data
+    with pytest.raises(UploadUnknownError):
+        await store.get_upload(session.id)
+
+
+@pytest.mark.parametrize("size", [100, 12 * MIB + 5])
+async def test_an_announced_push_that_fails_its_digest_changes_nothing(store, size):
+    data = os.urandom(size)
+    wrong = digest_of(b"something else")
+    session = await store.create_upload("acct/repo", "sha256")
+    await store.append(session.id, chunks(*_pieces(data)), offset=0, length=len(data),
+                       digest=wrong)
+    with pytest.raises(DigestMismatchError):
+        await store.finish_upload(session.id, wrong)
+    assert (await store.get_upload(session.id)).offset == 0  # as the POST left it
+    assert await store.stat(wrong) is None
+    await store.append(session.id, chunks(*_pieces(data)), offset=0, length=len(data),
+                       digest=digest_of(data))
+    store.publish(await store.finish_upload(session.id, digest_of(data)))
+    assert await store.read_bytes(digest_of(data)) == data
+    assert await store.stat(wrong) is None
+
+
+async def test_an_announced_push_discarded_leaves_nothing(store):
+    data = os.urandom(12 * MIB)
+    session = await store.create_upload("acct/repo", "sha256")
+    await store.append(session.id, chunks(*_pieces(data)), offset=0, length=len(data),
+                       digest=digest_of(data))
+    store.discard(await store.finish_upload(session.id, digest_of(data)))
+    assert await store.stat(digest_of(data)) is None
+    assert [u.id for u in store.list_uploads()] == []
+
+
+async def test_an_announcement_counts_only_for_an_empty_session(store):
+    data = os.urandom(12 * MIB)
+    session = await store.create_upload("acct/repo", "sha256")
+    await store.append(session.id, chunks(b"head"), offset=0, length=4)
+    await store.append(session.id, chunks(*_pieces(data)), offset=4, length=len(data),
+                       digest=digest_of(b"wrong"))
+    with pytest.raises(DigestMismatchError):
+        await store.finish_upload(session.id, digest_of(b"wrong"))
+    assert (await store.get_upload(session.id)).offset == 4 + len(data)  # kept, as always
+    store.publish(await store.finish_upload(session.id, digest_of(b"head" + data)))
+    assert await store.read_bytes(digest_of(b"head" + data)) == b"head" + data
+
+
+async def test_a_large_body_that_stops_half_way_leaves_the_session_unchanged(store):
+    """S3 streams a body of known length part by part as it arrives: a client that goes
+    away in the middle of a part leaves nothing of its body behind."""
+    data = os.urandom(12 * MIB)
+    session = await store.create_upload("acct/repo", "sha256")
+    await store.append(session.id, chunks(b"abc"), offset=0, length=3)
+    with pytest.raises((IncompleteBodyError, ConnectionResetError)):
+        await store.append(session.id, failing(*_pieces(data[:7 * MIB])), offset=3,
+                           length=len(data), digest=digest_of(b"abc" + data))
+    with pytest.raises(IncompleteBodyError):
+        await store.append(session.id, chunks(*_pieces(data[:9 * MIB])), offset=3,
+                           length=len(data))
+    assert (await store.get_upload(session.id)).offset == 3
+    await store.append(session.id, chunks(*_pieces(data)), offset=3, length=len(data))
+    store.publish(await store.finish_upload(session.id, digest_of(b"abc" + data)))
+    assert await store.read_bytes(digest_of(b"abc" + data)) == b"abc" + data
+
+
 async def test_other_algorithm_at_finish(store):
     session = await store.create_upload("acct/repo", "sha256")
     await store.append(session.id, chunks(b"abc"), offset=0, length=3)

@@ -53,7 +53,7 @@ osd objectstore = memstore
 memstore device bytes = {memstore_bytes}
 
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
+rgw frontends = beast endpoint=127.0.0.1:{rgw_port} tcp_nodelay=1
 rgw data = {base}/rgw
 # Without it radosgw waits 300 s on `get_initial_auth_request returned -13`, then fails.
 ms mon client mode = crc secure
