@@ -21,7 +21,7 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
-from bench.httpclient import Connection, HttpError
+from bench.httpclient import Connection, FileRange, HttpError
 from bench.payload import BlobFile
 
 MB = 1_000_000
@@ -58,6 +58,36 @@ def upload(target, blob: BlobFile) -> tuple[str, float]:
 
 def measure_push(target, blob: BlobFile) -> dict:
     _, seconds = upload(target, blob)
+    return {"value": blob.size / MB / seconds, "seconds": seconds}
+
+
+def measure_serial_parts(target, blob: BlobFile, chunk_size: int) -> dict:
+    """The ``s3-serial`` target: the blob as a multipart upload of ``chunk_size`` parts sent
+    one after the other, each waiting for RGW's answer before the next starts (sendfile from
+    the blob file to a presigned UploadPart URL, as Berth sends parts). That is the least
+    a chunked push through any server that keeps no state of its own costs: each PATCH's
+    202 may only go out once S3 has stored its bytes."""
+    client = _client(target)
+    key = f"serial/{uuid.uuid4().hex}"
+    start = time.perf_counter()
+    upload_id = client.create_multipart_upload(Bucket=target.bucket, Key=key)["UploadId"]
+    parts = []
+    endpoint = urlsplit(target.s3.endpoint_url)
+    with open(blob.path, "rb") as source, \
+            Connection(endpoint.hostname, endpoint.port or 80) as conn:
+        for number, offset in enumerate(range(0, blob.size, chunk_size), start=1):
+            count = min(chunk_size, blob.size - offset)
+            url = client.generate_presigned_url(
+                "upload_part", ExpiresIn=_PRESIGN_SECONDS,
+                Params={"Bucket": target.bucket, "Key": key, "UploadId": upload_id,
+                        "PartNumber": number})
+            response = conn.request("PUT", url, body=FileRange(source.fileno(), offset, count),
+                                    headers={"Content-Type": "application/octet-stream"})
+            response.expect(200)
+            parts.append({"PartNumber": number, "ETag": response.header("etag")})
+    client.complete_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id,
+                                     MultipartUpload={"Parts": parts})
+    seconds = time.perf_counter() - start
     return {"value": blob.size / MB / seconds, "seconds": seconds}
 
 

@@ -123,6 +123,9 @@ SPECS: dict[str, TargetSpec] = {
                                   storage="s3", workers=2, workloads=frozenset({"pull"})),
     # No server: boto3 upload_file / a GET of the object, to the same RGW: the S3 ceiling.
     "s3-ceiling": TargetSpec(name="s3-ceiling", kind="s3", storage="s3"),
+    # No server: the chunked push's floor on the same RGW, 16 MiB parts one at a time.
+    "s3-serial": TargetSpec(name="s3-serial", kind="s3", storage="s3",
+                            workloads=frozenset({"push-chunked"})),
     # Issue 10, stateless nodes: one or two Berth nodes (--workers 1, each pinned to its own
     # core) on one PostgreSQL database and one data dir, behind nginx.
     "berth-1node": TargetSpec(name="berth-1node", kind="berth", env=_AUTH_OFF,

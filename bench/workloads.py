@@ -124,6 +124,8 @@ def measure_push_mono(target: RunningTarget, ctx: Context) -> dict:
 def measure_push_chunked(target: RunningTarget, ctx: Context) -> dict:
     if target.spec.kind == "disk":
         return measure_disk_write(target, ctx)
+    if target.spec.name == "s3-serial":
+        return s3ceiling.measure_serial_parts(target, ctx.blob, ctx.settings.chunk_size)
     if target.spec.kind == "s3":
         return s3ceiling.measure_push(target, ctx.blob)
     _settle()
