@@ -48,9 +48,17 @@ class Goal:
 # The targets of issue 5. Another comparison (e.g. Berth with auth on vs off) is one more Goal
 # with other target names.
 GOALS = [
-    Goal("push-mono", min_ratio=2.0),
-    Goal("push-chunked", min_ratio=2.0),
-    Goal("pull", min_ratio=1.3),
+    # Issue 10 replaced issue 5's 2.0x push / 1.3x pull: the same-run ceilings (disk write +
+    # fsync, loopback) showed those out of reach on this disk and kernel.
+    Goal("push-mono", min_ratio=1.5),
+    Goal("push-chunked", min_ratio=1.5),
+    Goal("pull", min_ratio=1.0),
+    Goal("push-mono", numerator="berth", denominator="disk", min_ratio=0.9),
+    Goal("push-chunked", numerator="berth", denominator="disk", min_ratio=0.9),
+    # The loopback ceiling: the null sink serving the file by a 1 MiB copy loop, and by
+    # sendfile; the faster of the two is the one to hold.
+    Goal("pull", numerator="berth", denominator="null", min_ratio=0.9),
+    Goal("pull", numerator="berth", denominator="null-sendfile", min_ratio=0.9),
     Goal("manifest-get", min_ratio=5.0),
     Goal("blob-get", min_ratio=5.0),
     Goal("rss", denominator=None, max_value=150.0),
