@@ -16,7 +16,10 @@ from typing import AsyncIterable
 from registry.storage.base import IncompleteBodyError
 from registry.storage.syncio import start_writeback
 
-WRITE_BATCH = 4 * 1024 * 1024  # bytes handed to the hashing and writing threads at once
+# Bytes handed to the hashing and writing threads at once: small enough that a chunk's
+# pipeline fills and drains quickly (a 16 MiB PATCH waits only for its last batch), large
+# enough that the thread hand-offs cost little (1 MiB: chunked push +20 % over 4 MiB).
+WRITE_BATCH = 1024 * 1024
 IOV_BATCH = 512  # chunks per writev call (IOV_MAX is 1024 on Linux)
 
 
@@ -25,8 +28,11 @@ def _hash_batch(hasher: "hashlib._Hash", batch: list[bytes]) -> None:
         hasher.update(chunk)
 
 
-def _write_batch(fd: int, batch: list[bytes], offset: int) -> None:
-    """Write the chunks in order (writev, at most IOV_BATCH at a time) and start writeback."""
+def _write_batch(fd: int, batch: list[bytes], offset: int, last: bool = False) -> None:
+    """Write the chunks in order (writev, at most IOV_BATCH at a time) and start writeback
+    of everything written so far, except after a body's last batch: that one is left for
+    the next body's first batch (or the closing fsync), so a chunk is answered without
+    waiting for the disk queue. Only the final fsync makes anything durable."""
     total = 0
     for first in range(0, len(batch), IOV_BATCH):
         views = [memoryview(chunk) for chunk in batch[first:first + IOV_BATCH]]
@@ -38,7 +44,8 @@ def _write_batch(fd: int, batch: list[bytes], offset: int) -> None:
                 views.pop(0)
             if views and written:
                 views[0] = views[0][written:]
-    start_writeback(fd, offset, total)
+    if not last:
+        start_writeback(fd, 0, offset + total)
 
 
 async def stream_into(path: Path, chunks: AsyncIterable[bytes], hasher: "hashlib._Hash",
@@ -56,12 +63,13 @@ async def stream_into(path: Path, chunks: AsyncIterable[bytes], hasher: "hashlib
     stages: list[asyncio.Future] = []
     received = 0
 
-    async def flush(batch: list[bytes], size: int) -> None:
+    async def flush(batch: list[bytes], size: int, last: bool = False) -> None:
         nonlocal received
         if stages:
             await asyncio.gather(*stages)
         stages[:] = [loop.run_in_executor(executor, _hash_batch, hasher, batch),
-                     loop.run_in_executor(executor, _write_batch, fd, batch, start + received)]
+                     loop.run_in_executor(executor, _write_batch, fd, batch, start + received,
+                                          last)]
         received += size
 
     try:
@@ -74,7 +82,7 @@ async def stream_into(path: Path, chunks: AsyncIterable[bytes], hasher: "hashlib
                 await flush(batch, size)
                 batch, size = [], 0
         if batch:
-            await flush(batch, size)
+            await flush(batch, size, True)
         if stages:
             await asyncio.gather(*stages)
             stages.clear()
