@@ -246,11 +246,13 @@ _STREAMING = _REGISTRIES | {"null", "s3"}
 _PUSH = _STREAMING | {"disk"}
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
+    # Issue 10: the streaming workloads with --workers 2, as the server's example config.
     Workload("push-mono", "blob push, monolithic (POST + PUT ?digest=)", "MB/s",
-             _PUSH, measure_push_mono),
+             _PUSH, measure_push_mono, workers=2),
     Workload("push-chunked", "blob push, chunked (POST + PATCH per chunk + PUT)", "MB/s",
-             _PUSH, measure_push_chunked),
-    Workload("pull", "blob pull (GET, read and discard)", "MB/s", _STREAMING, measure_pull),
+             _PUSH, measure_push_chunked, workers=2),
+    Workload("pull", "blob pull (GET, read and discard)", "MB/s", _STREAMING, measure_pull,
+             workers=2),
     Workload("manifest-get", "manifest GET by tag, wrk 64 connections", "req/s",
              _REGISTRIES, measure_manifest_get, workers=2),
     Workload("blob-get", "small blob GET, wrk 64 connections", "req/s",
