@@ -46,7 +46,8 @@ from registry.oci.digests import ALGORITHMS, Digest
 from registry.storage import resumable
 from registry.storage.base import (
     BlobCheck, DigestMismatchError, IncompleteBodyError, OffsetMismatchError, SessionLimits,
-    StagedBlob, StorageUnavailableError, StoredBlob, TooManyUploadsError, UploadSession, UploadUnknownError,
+    StagedBlob, StorageUnavailableError, StoredBlob, TooManyUploadsError, UploadSession,
+    UploadUnknownError,
 )
 from registry.storage.locks import ProcessLocks, SessionLockProvider
 from registry.storage.s3_parts import PartSender
@@ -628,7 +629,7 @@ class _ChunkWriter:
     is visible until ``commit`` writes the session record.
 
     When the body's length is known, parts are streamed to S3 while the body arrives
-    (``_stream_part``): each part's size is fixed before it starts (``part_size``, or all
+    (``_stream``): each part's size is fixed before it starts (``part_size``, or all
     that is left when that is under ``part_size + MIN_PART``), and what remains under
     ``MIN_PART`` becomes the tail. A body of unknown length is cut into ``part_size`` parts
     in memory, at most ``PARTS_IN_FLIGHT`` of them uploading at once."""
@@ -699,12 +700,10 @@ class _ChunkWriter:
             await self._stream(source, length)
         part_size = self.store.settings.part_size
         async for chunk in source:  # unknown length, or the tail of a known one
-            self._hash(chunk)
-            if self.pending_size >= HASH_BATCH:
-                await self._hash_pending()
+            await self._take(chunk)
             self.buffer += chunk
             while len(self.buffer) >= part_size:
-                await self._upload_part(bytes(self.buffer[:part_size]))
+                await self._start_part(bytes(self.buffer[:part_size]), part_size)
                 del self.buffer[:part_size]
         await self._hash_pending()
         if self.hashing is not None:
@@ -713,10 +712,13 @@ class _ChunkWriter:
             await asyncio.gather(*self.uploads)
         return self.received
 
-    def _hash(self, chunk: bytes) -> None:
+    async def _take(self, chunk: bytes) -> None:
+        """Count a chunk of the body and queue it for hashing, a batch at a time."""
         self.pending.append(chunk)
         self.pending_size += len(chunk)
         self.received += len(chunk)
+        if self.pending_size >= HASH_BATCH:
+            await self._hash_pending()
 
     async def _hash_pending(self) -> None:
         if not self.pending:
@@ -774,14 +776,12 @@ class _ChunkWriter:
                 except StopAsyncIteration:
                     raise IncompleteBodyError(
                         f"received {self.received} bytes, fewer than announced") from None
-                self._hash(chunk)
+                await self._take(chunk)
                 if sent + len(chunk) > size:
                     cut = size - sent
                     leftover.append(chunk[cut:])
                     chunk = chunk[:cut]
                 sent += len(chunk)
-                if self.pending_size >= HASH_BATCH:
-                    await self._hash_pending()
                 yield chunk
             done.set()
         except GeneratorExit:  # the HTTP request stopped taking bytes: its task says why
@@ -808,9 +808,6 @@ class _ChunkWriter:
 
         self.uploads.append(asyncio.ensure_future(upload()))
 
-    async def _upload_part(self, data: bytes) -> None:
-        await self._start_part(data, len(data))
-
     async def commit(self) -> _Session:
         tail_size = len(self.buffer)
         if tail_size:
@@ -833,7 +830,7 @@ class _ChunkWriter:
         """Upload what is buffered as the last part; returns every part, in order."""
         await self._ensure_upload()
         if self.buffer or not self.parts:
-            await self._upload_part(bytes(self.buffer))
+            await self._start_part(bytes(self.buffer), len(self.buffer))
             self.buffer.clear()
         if self.uploads:
             await asyncio.gather(*self.uploads)
